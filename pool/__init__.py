@@ -1,0 +1,21 @@
+"""A small, thread-safe HTTP connection pool on ``http.client``."""
+
+from pool.pool import (
+    ClosedPoolError,
+    EmptyPoolError,
+    HostMismatchError,
+    Pool,
+    PoolError,
+    Response,
+    StreamingResponse,
+)
+
+__all__ = [
+    "ClosedPoolError",
+    "EmptyPoolError",
+    "HostMismatchError",
+    "Pool",
+    "PoolError",
+    "Response",
+    "StreamingResponse",
+]

@@ -1,0 +1,1 @@
+"""poolcheck's engine: load a pool, run it, observe it, judge it, report."""

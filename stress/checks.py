@@ -1,0 +1,157 @@
+"""The checks `poolcheck check` runs, their profiles, and their results."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import run_state_machine_as_test
+
+from stress.loading import Target
+from stress.sequential import Session, Violation, machine_for
+from stress.watchdog import Watchdog
+
+Status = Literal["passed", "failed", "error", "timeout"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    examples: int
+    steps: int
+
+
+PROFILES = {
+    "quick": Profile("quick", examples=25, steps=25),
+    "ci": Profile("ci", examples=60, steps=40),
+    "thorough": Profile("thorough", examples=300, steps=60),
+}
+
+# (maxsize, block): both modes, and sizes where "one more" and "one fewer" differ
+CONFIGS = [(1, False), (2, False), (1, True), (2, True), (3, True)]
+
+SEQUENTIAL_INVARIANTS = [
+    "deadlock-free", "errors", "bound", "exclusive", "no-leak", "capacity", "closed", "timeout",
+]
+
+
+@dataclass
+class CheckResult:
+    name: str
+    invariant: str
+    status: Status
+    message: str
+    reproduce: str
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    invariant: str
+    needs_close: bool = False
+
+
+def all_checks() -> list[Check]:
+    return [Check(f"sequential/{inv}", inv, needs_close=inv == "closed")
+            for inv in SEQUENTIAL_INVARIANTS]
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A per-check seed that is stable across runs and Python versions."""
+    return zlib.crc32(repr((seed, *parts)).encode())
+
+
+def reproduce_command(target: str, check: str, seed: int, profile: str) -> str:
+    return f"poolcheck check {target} --profile {profile} --seed {seed} --check {check}"
+
+
+def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | None = None,
+               progress: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    session = Session()
+    results = []
+    for check in all_checks():
+        if only and check.name not in only:
+            continue
+        started = time.monotonic()
+        result = _run_one(check, target, profile, seed, session)
+        result.seconds = round(time.monotonic() - started, 3)
+        results.append(result)
+        if progress:
+            progress(result)
+    return results
+
+
+def _run_one(check: Check, target: Target, profile: Profile, seed: int,
+             session: Session) -> CheckResult:
+    reproduce = reproduce_command(target.spec, check.name, seed, profile.name)
+
+    def result(status: Status, message: str) -> CheckResult:
+        return CheckResult(check.name, check.invariant, status, message, reproduce)
+
+    if check.needs_close and not target.has_close:
+        return result("failed", "not implemented: the pool has no close() method")
+    with Watchdog() as watchdog:
+        for maxsize, block in CONFIGS:
+            if session.hang is not None:
+                break
+            failure = _run_machine(target, maxsize, block, check.invariant, profile,
+                                   derive_seed(seed, check.name, maxsize, block),
+                                   session, watchdog)
+            if failure is not None:
+                return result("failed", failure)
+    if session.hang is not None:
+        hang = session.hang
+        if check.invariant in hang.invariants:
+            steps = "\n".join(f"  {s}" for s in hang.steps[-12:])
+            return result("failed", f"{hang.what} hung (no return within the watchdog "
+                          f"period)\nsteps:\n{steps}\nstack of the hung call:\n{hang.stack}")
+        return result("error", "not completed: the pool hangs (see deadlock-free)")
+    return result("passed", "no violation found")
+
+
+def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile: Profile,
+                 seed: int, session: Session, watchdog: Watchdog) -> str | None:
+    machine = hypothesis_seed(seed)(
+        machine_for(target, maxsize, block, focus, session, watchdog))
+    config = settings(
+        max_examples=profile.examples,
+        stateful_step_count=profile.steps,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+        verbosity=Verbosity.normal,
+        print_blob=False,
+    )
+    try:
+        with with_reporter(lambda text: None):  # the report is ours to write
+            run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call]
+    except Violation as v:
+        # raised by the replay of the shrunk program: its trail is the smallest program
+        return v.message
+    except Flaky as exc:
+        first = next(_violations(exc), None)
+        if first is None:
+            raise
+        return f"{first.message}\n(seen once; it did not recur when re-run)"
+    return None
+
+
+def _violations(exc: BaseException) -> Iterator[Violation]:
+    if isinstance(exc, Violation):
+        yield exc
+    for inner in getattr(exc, "exceptions", ()):
+        yield from _violations(inner)

@@ -1,0 +1,126 @@
+"""The ``poolcheck`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stress.checks import PROFILES, CheckResult, all_checks, run_checks
+from stress.loading import LoadError, load
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    return int(args.run(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poolcheck", description="Check a connection pool against its contract.")
+    sub = parser.add_subparsers(dest="command")
+    check = sub.add_parser("check", help="run the contract's checks on a pool")
+    check.add_argument("target", nargs="?", default=None,
+                       help="path/to/file.py:Name or package.module:Name "
+                            "(default: the bundled pool)")
+    check.add_argument("--adapter", choices=ADAPTERS, default="auto")
+    check.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    check.add_argument("--seed", type=_seed, default=None,
+                       help="seed of the run (default: a new random one, printed)")
+    check.add_argument("--check", action="append", dest="only", metavar="NAME",
+                       choices=[c.name for c in all_checks()],
+                       help="run only this check (repeatable)")
+    check.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    check.add_argument("--gradescope", type=Path, metavar="PATH",
+                       help="write a Gradescope results.json")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}: {value}")
+    return value
+
+
+def _check(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    spec = args.target or "pool:Pool"
+    if args.adapter not in ("auto", "native"):
+        return _usage_error(args, spec, seed,
+                            f"--adapter {args.adapter} is not available yet; "
+                            "use auto or native")
+    try:
+        target = load(args.target)
+    except LoadError as exc:
+        return _usage_error(args, spec, seed, str(exc))
+    profile = PROFILES[args.profile]
+    err = sys.stderr
+    print(f"poolcheck: checking {spec} (profile {profile.name}, seed {seed})", file=err)
+    results = run_checks(target, profile, seed, args.only,
+                         progress=lambda r: print(f"  {r.name:<28} {r.status:<7} "
+                                                  f"{r.seconds:6.1f} s", file=err))
+    verdict = "fail" if any(r.status != "passed" for r in results) else "pass"
+    _print_report(spec, seed, results)
+    _write_outputs(args, spec, seed, verdict, results)
+    return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+
+
+def _usage_error(args: argparse.Namespace, spec: str, seed: int, reason: str) -> int:
+    print(f"poolcheck: error: {reason}", file=sys.stderr)
+    _write_outputs(args, spec, seed, "error", [], reason)
+    return EXIT_USAGE
+
+
+def _print_report(spec: str, seed: int, results: list[CheckResult]) -> None:
+    bad = [r for r in results if r.status != "passed"]
+    for r in bad:
+        print(f"\n{r.status.upper()} {r.name} ({r.invariant})")
+        print(r.message.rstrip())
+        print(f"reproduce: {r.reproduce}")
+    passed = len(results) - len(bad)
+    print(f"\n{spec}: {passed} of {len(results)} checks passed (seed {seed})")
+
+
+def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
+                   results: list[CheckResult], error: str | None = None) -> None:
+    if args.json:
+        doc: dict[str, object] = {"target": spec, "verdict": verdict, "seed": seed,
+                                  "checks": [r.as_json() for r in results]}
+        if error:
+            doc["error"] = error
+        _write(args.json, json.dumps(doc, indent=2))
+    if args.gradescope:
+        tests = [{"name": r.name, "score": 1.0 if r.status == "passed" else 0.0,
+                  "max_score": 1.0, "status": "passed" if r.status == "passed" else "failed",
+                  "output": f"{r.message}\nreproduce: {r.reproduce}",
+                  "visibility": "visible"} for r in results]
+        doc = {"score": sum(float(str(t["score"])) for t in tests), "tests": tests}
+        if error:
+            doc["output"] = f"the pool could not be checked: {error}"
+        _write(args.gradescope, json.dumps(doc, indent=2))
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text + "\n")
+    except OSError as exc:
+        print(f"poolcheck: error: cannot write {path}: {exc.strerror}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""The sequential check: a Hypothesis state machine drives the pool and the model side by side.
+
+Each run focuses on one invariant: an outcome the model rejects for that invariant fails
+the run (and Hypothesis shrinks it to the smallest program); one rejected for another
+invariant just ends that example quietly, since the model can no longer follow the pool.
+A call that hangs is never shrunk (each attempt would cost a watchdog period): it is
+recorded once in the ``Session`` and reported by the ``deadlock-free`` check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import model
+from stress.loading import Target
+from stress.recording import RecordingConnection, RecordingFactory
+from stress.watchdog import Hung, Watchdog
+
+CALL_LIMIT = 2.0  # seconds a call on fake connections may take before it counts as hung
+EARLY_SLACK = 0.001  # clocks round; EmptyPoolError this close to the timeout is on time
+LATE_SLACK = 1.0  # EmptyPoolError this much after the timeout is late, even on a loaded box
+SHORT_TIMEOUT = 0.005
+ANY = "*"  # focus on every invariant at once: the first violation fails the run
+
+
+class Violation(AssertionError):
+    """The pool broke ``invariant``; the message says how, with the steps that led there."""
+
+    def __init__(self, invariant: str, message: str) -> None:
+        super().__init__(f"[{invariant}] {message}")
+        self.invariant = invariant
+        self.message = message
+
+
+@dataclass
+class HangReport:
+    what: str
+    steps: list[str]
+    stack: str
+    invariants: set[str]  # what the hang breaks: always deadlock-free, maybe timeout
+
+
+@dataclass
+class Session:
+    """What one `poolcheck check` run learns across checks."""
+
+    hang: HangReport | None = None
+    elsewhere: dict[str, str] = field(default_factory=dict)  # invariant -> first message
+
+
+def error_kind(exc: BaseException, factory: RecordingFactory) -> str | None:
+    """The contract's name for an error, or None if the pool may not raise it."""
+    if any(e is exc for e in factory.raised):
+        return type(exc).__name__
+    names = {k.__name__ for k in type(exc).__mro__}
+    for name in (model.CLOSED, model.EMPTY):
+        if name in names:
+            return name
+    return None
+
+
+def machine_for(target: Target, maxsize: int, block: bool, focus: str,
+                session: Session, watchdog: Watchdog) -> type[RuleBasedStateMachine]:
+    class PoolMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.factory = RecordingFactory()
+            self.state = model.initial(maxsize, block)
+            self.held: list[RecordingConnection] = []
+            self.steps: list[str] = []
+            self.derailed = session.hang is not None
+            self.pool: Any = None
+            if not self.derailed:
+                self._guard(self._construct)
+
+        def _construct(self) -> None:
+            what = f"{target.cls.__name__}(maxsize={maxsize}, block={block})"
+            try:
+                self.pool = self._call(
+                    lambda: target.make(maxsize, block, None, self.factory), what)
+            except _Derailed:
+                raise
+            except Exception as exc:
+                self._violated("errors", f"{what} raised {type(exc).__name__}: {exc}")
+
+        # -- plumbing ---------------------------------------------------------------------
+
+        def _call(self, fn: Any, what: str, limit: float = CALL_LIMIT,
+                  timed: bool = False) -> Any:
+            self.steps.append(what)
+            try:
+                return watchdog.call(fn, limit, what)
+            except Hung as hung:
+                if session.hang is None:
+                    broken = {"deadlock-free"}
+                    if timed and hung.waiting:
+                        broken.add("timeout")  # waited on past its own timeout
+                    session.hang = HangReport(what, list(self.steps), hung.stack, broken)
+                self.derailed = True
+                raise _Derailed() from None
+
+        def _violated(self, invariant: str, message: str) -> None:
+            if focus in (invariant, ANY):
+                self.derailed = True  # teardown must not pile a second failure on this one
+                raise Violation(invariant, message + self._trail())
+            session.elsewhere.setdefault(invariant, message)
+            self.derailed = True
+            raise _Derailed()
+
+        def _trail(self) -> str:
+            last = self.steps[-12:]
+            skipped = len(self.steps) - len(last)
+            lines = ([f"  ... {skipped} earlier steps"] if skipped else []) + [
+                f"  {s}" for s in last]
+            return "\nsteps, each call and what it gave (maxsize={}, block={}):\n{}".format(
+                maxsize, block, "\n".join(lines))
+
+        def _apply(self, call: model.Call) -> None:
+            result = model.step(self.state, call)
+            if isinstance(result, model.Rejected):
+                self._violated(result.invariant, result.reason)
+            else:
+                self.state = result
+
+        def _note(self, text: str) -> None:
+            self.steps[-1] += f" -> {text}"
+
+        # -- rules ------------------------------------------------------------------------
+
+        def _get(self, timeout: float | None) -> None:
+            started = time.monotonic()
+            try:
+                conn = self._call(lambda: self.pool.get_conn(timeout=timeout),
+                                  f"get_conn(timeout={timeout})",
+                                  CALL_LIMIT + (timeout or 0), timed=timeout is not None)
+            except _Derailed:
+                raise
+            except BaseException as exc:
+                elapsed = time.monotonic() - started
+                kind = error_kind(exc, self.factory)
+                self._note(type(exc).__name__)
+                if kind is None:
+                    self._violated("errors", f"get_conn raised {type(exc).__name__}: {exc}")
+                    return
+                if kind == model.EMPTY:
+                    self._check_timing(timeout, elapsed)
+                self._apply(model.Call("get", outcome=kind))
+                return
+            if not self.factory.owns(conn):
+                self._note(repr(conn))
+                self._violated("errors", f"get_conn returned {conn!r}, which its "
+                                         "connection_factory did not make")
+            self._note(f"#{conn.id}")
+            if conn.closed:
+                self._violated("closed", f"get_conn handed out connection #{conn.id}, "
+                                         "which the pool had closed")
+            self._apply(model.Call("get", conn.id))
+            self.held.append(conn)
+
+        def _check_timing(self, timeout: float | None, elapsed: float) -> None:
+            wanted = timeout or 0.0
+            if elapsed < wanted - EARLY_SLACK:
+                self._violated("timeout", f"EmptyPoolError after {elapsed:.4f} s, "
+                                          f"before the {wanted} s timeout")
+            if elapsed > wanted + LATE_SLACK:
+                self._violated("timeout", f"EmptyPoolError after {elapsed:.3f} s, "
+                                          f"long after the {wanted} s timeout")
+
+        # block=True gets always carry a finite timeout: a pool that lost a slot then
+        # raises EmptyPoolError (a capacity violation the model names) instead of hanging.
+        @rule(timeout=st.sampled_from([0.0, SHORT_TIMEOUT] if block
+                                      else [None, 0.0, SHORT_TIMEOUT]))
+        def get(self, timeout: float | None) -> None:
+            if not self.derailed:
+                self._guard(lambda: self._get(timeout))
+
+        @precondition(lambda self: self.held)
+        @rule(index=st.integers(0, 7))
+        def put(self, index: int) -> None:
+            if not self.derailed:
+                self._guard(lambda: self._put(self.held.pop(index % len(self.held))))
+
+        def _put(self, conn: RecordingConnection) -> None:
+            self._call_quietly(lambda: self.pool.put_conn(conn), f"put_conn(#{conn.id})")
+            self._note("closed it" if conn.closed else "kept it")
+            self._apply(model.Call("put", conn.id, kept=not conn.closed))
+
+        @precondition(lambda self: self.held)
+        @rule(index=st.integers(0, 7))
+        def put_none_after_broken(self, index: int) -> None:
+            if self.derailed:
+                return
+            conn = self.held.pop(index % len(self.held))
+            conn.close()
+
+            def give_back() -> None:
+                self._call_quietly(lambda: self.pool.put_conn(None),
+                                   f"#{conn.id} broke; put_conn(None)")
+                self._apply(model.Call("discard", conn.id))
+
+            self._guard(give_back)
+
+        @precondition(lambda self: target.has_close)
+        @rule()
+        def close(self) -> None:
+            if not self.derailed:
+                self._guard(self._close)
+
+        def _close(self) -> None:
+            idle = self.state.idle
+            self._call_quietly(self.pool.close, "close()")
+            self._apply(model.Call("close"))
+            left_open = sorted(c.id for c in self.factory.created if c.id in idle and not c.closed)
+            if left_open:
+                self._violated("no-leak", "close() left idle connection(s) "
+                               f"{', '.join(f'#{i}' for i in left_open)} open")
+
+        @rule()
+        def factory_fails_next(self) -> None:
+            if not self.derailed:
+                self.factory.fail_next = 1
+                self.steps.append("(the factory will raise on its next call)")
+
+        def _call_quietly(self, fn: Any, what: str) -> None:
+            try:
+                self._call(fn, what)
+            except _Derailed:
+                raise
+            except BaseException as exc:
+                self._note(type(exc).__name__)
+                self._violated("errors", f"{what} raised {type(exc).__name__}: {exc}")
+
+        def _guard(self, fn: Any) -> None:
+            with contextlib.suppress(_Derailed):
+                fn()
+
+        # -- invariants -------------------------------------------------------------------
+
+        @invariant()
+        def nothing_lost(self) -> None:
+            if self.derailed:
+                return
+            held = {c.id for c in self.held}
+            open_ids = [c.id for c in self.factory.open_connections()]
+            if block and len(open_ids) > maxsize:
+                self._guard(lambda: self._violated(
+                    "bound", f"{len(open_ids)} connections are open (maxsize {maxsize})"))
+                return
+            lost = [i for i in open_ids if i not in held and i not in self.state.idle]
+            if lost:
+                self._guard(lambda: self._violated(
+                    "no-leak", "connection(s) {} are open but neither checked out nor idle in "
+                    "the pool".format(", ".join(f"#{i}" for i in lost))))
+
+        def teardown(self) -> None:
+            self._guard(self._final_checks)
+
+        def _final_checks(self) -> None:
+            if self.derailed or self.pool is None:
+                return
+            while self.held:  # give everything back, then prove every slot still works
+                self._put(self.held.pop())
+            if block and not self.state.closed:
+                for _ in range(maxsize):
+                    self._get(SHORT_TIMEOUT)
+                while self.held:
+                    self._put(self.held.pop())
+            if not target.has_close:
+                return
+            self._close()
+            self._get(0.0)
+            if self.held:
+                return
+            still_open = [c.id for c in self.factory.open_connections()]
+            if still_open:
+                self._violated("no-leak", "after close() and every return, connection(s) "
+                               f"{', '.join(f'#{i}' for i in still_open)} are still open")
+
+    PoolMachine.__name__ = PoolMachine.__qualname__ = (
+        f"{target.cls.__name__}_maxsize{maxsize}_{'block' if block else 'nonblock'}")
+    return PoolMachine
+
+
+class _Derailed(Exception):
+    """The example can no longer be judged (hang, or another invariant broke): stop it."""

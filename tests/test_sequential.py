@@ -1,0 +1,107 @@
+"""The sequential state machine: passes the bundled pool, names the bug of each broken one."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from pool import Pool
+from stress import sequential
+from stress.checks import PROFILES, run_checks
+from stress.loading import Target
+from stress.sequential import ANY, Session, machine_for
+from stress.watchdog import Watchdog
+from tests import sequential_bugs
+
+QUICK = PROFILES["quick"]
+
+# The bundled pool driven by Hypothesis directly, every invariant at once, under the
+# test profile (ci: derandomized): both modes and several sizes.
+for _maxsize, _block in [(1, True), (3, True), (2, False)]:
+    _machine = machine_for(Target.of(Pool), _maxsize, _block, ANY, Session(), Watchdog())
+    globals()[f"Test{_machine.__name__}"] = _machine.TestCase
+
+
+def failed_invariants(cls: type, seed: int = 1) -> dict[str, str]:
+    results = run_checks(Target.of(cls), QUICK, seed)
+    return {r.invariant: r.status for r in results if r.status != "passed"}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bundled_pool_passes(seed: int) -> None:
+    assert failed_invariants(Pool, seed) == {}
+
+
+@pytest.mark.parametrize("name", sorted(sequential_bugs.BUGS))
+def test_each_bug_is_named(name: str) -> None:
+    expected = sequential_bugs.BUGS[name]
+    failed = failed_invariants(getattr(sequential_bugs, name))
+    assert failed.get(expected) == "failed", failed
+
+
+def test_violation_report_has_program_and_reproduce_command() -> None:
+    target = Target.of(sequential_bugs.NonBlockKeepsEverything)
+    [result] = run_checks(target, QUICK, 7, only=["sequential/bound"])
+    assert result.status == "failed"
+    assert "steps, each call and what it gave (maxsize=1, block=False)" in result.message
+    assert "put_conn(#1) -> kept it" in result.message
+    assert result.reproduce.endswith("--seed 7 --check sequential/bound")
+
+
+class HangsOnSecondGet(Pool):
+    """Deadlocks: takes its own lock a second time."""
+
+    calls = 0
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            self._cond.acquire()
+            self._cond.acquire()
+        return super().get_conn(timeout)
+
+
+def test_hang_is_reported_once_with_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sequential, "CALL_LIMIT", 0.3)
+    results = {r.invariant: r for r in run_checks(Target.of(HangsOnSecondGet), QUICK, 3)}
+    hang = results["deadlock-free"]
+    assert hang.status == "failed"
+    assert "get_conn" in hang.message and "acquire" in hang.message
+    assert {r.status for name, r in results.items() if name != "deadlock-free"} <= {
+        "error", "passed"}
+
+
+class NoClose:
+    """A pool without close(): the checks that need it fail as not implemented."""
+
+    def __init__(self, host: str, port: int | None = None, *, maxsize: int = 1,
+                 block: bool = False, timeout: float | None = None,
+                 connection_factory: Any = None) -> None:
+        self._pool = Pool(host, port, maxsize=maxsize, block=block, timeout=timeout,
+                          connection_factory=connection_factory)
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        return self._pool.get_conn(timeout)
+
+    def put_conn(self, conn: Any) -> None:
+        self._pool.put_conn(conn)
+
+
+def test_pool_without_close() -> None:
+    results = {r.invariant: r for r in run_checks(Target.of(NoClose), QUICK, 1)}
+    assert results["closed"].status == "failed"
+    assert "not implemented" in results["closed"].message
+    assert results["bound"].status == "passed"
+
+
+class RaisesOnPut(Pool):
+    def put_conn(self, conn: Any) -> None:
+        if threading.current_thread() is not threading.main_thread() and conn is not None:
+            raise RuntimeError("oops")
+        super().put_conn(conn)
+
+
+def test_unexpected_exception_breaks_errors() -> None:
+    assert failed_invariants(RaisesOnPut).get("errors") == "failed"

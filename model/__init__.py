@@ -13,6 +13,7 @@ from model.spec import (
     Rejected,
     State,
     allowed_get_outcomes,
+    forget,
     initial,
     step,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Rejected",
     "State",
     "allowed_get_outcomes",
+    "forget",
     "initial",
     "step",
 ]

@@ -102,6 +102,18 @@ def step(state: State, call: Call) -> State | Rejected:
     return replace(state, out=out, idle=state.idle | {conn})
 
 
+def forget(state: State, conn: int) -> State:
+    """The state without ``conn`` among the ids ever seen, if it is closed.
+
+    Only a ``get`` that returns ``conn`` reads whether it was seen, so a checker that knows
+    no later call names ``conn`` may forget it: no verdict changes, and states that the
+    future cannot tell apart become equal (and stay small over long histories).
+    """
+    if conn in state.idle or conn in state.out or conn not in state.seen:
+        return state
+    return replace(state, seen=state.seen - {conn})
+
+
 def _get(state: State, call: Call) -> State | Rejected:
     if call.outcome == CLOSED:
         if state.closed:

@@ -113,7 +113,9 @@ class Pool:
                         f"no connection became free within {timeout} s "
                         f"(maxsize={self.maxsize}, block=True)"
                     )
-                self._cond.wait(remaining)
+                # Condition.wait overflows past TIMEOUT_MAX; the loop re-checks the deadline
+                self._cond.wait(None if remaining is None
+                                else min(remaining, threading.TIMEOUT_MAX))
         try:
             conn = self._factory()
         except BaseException:
@@ -277,7 +279,7 @@ class StreamingResponse:
         except BaseException:
             self._release(clean=False)
             raise
-        if (amt is None or not data) or self._raw.isclosed():
+        if amt is None or (amt > 0 and not data) or self._raw.isclosed():
             self._release(clean=self._raw.isclosed())
         return data
 

@@ -6,10 +6,13 @@ import argparse
 import json
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stress.checks import PROFILES, CheckResult, all_checks, run_checks
+from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks, run_checks
+from stress.concurrent import StressRun, stress_run
+from stress.linearize_command import add_linearize_parser
 from stress.loading import LoadError, load
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -44,6 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--gradescope", type=Path, metavar="PATH",
                        help="write a Gradescope results.json")
     check.set_defaults(run=_check)
+
+    stress = sub.add_parser("stress", help="run real-thread rounds on a pool until told to stop")
+    stress.add_argument("target", nargs="?", default=None,
+                        help="path/to/file.py:Name or package.module:Name")
+    stress.add_argument("--threads", type=_positive, default=8)
+    stress.add_argument("--ops", type=_positive, default=30,
+                        help="operations per thread and round (default 30)")
+    stress.add_argument("--seconds", type=_positive_float, default=60.0)
+    stress.add_argument("--seed", type=_seed, default=None,
+                        help="seed of the first round; round i uses seed+i")
+    stress.add_argument("--maxsize", type=_positive, default=None,
+                        help="pool size (default: drawn per round)")
+    stress.add_argument("--block", action=argparse.BooleanOptionalAction, default=None,
+                        help="blocking mode (default: drawn per round)")
+    stress.set_defaults(run=_stress)
+    add_linearize_parser(sub)
     return parser
 
 
@@ -55,6 +74,55 @@ def _seed(text: str) -> int:
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}: {value}")
     return value
+
+
+def _positive(text: str) -> int:
+    value = _seed(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
+def _stress(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    spec = args.target or "pool:Pool"
+    try:
+        target = load(args.target)
+    except LoadError as exc:
+        print(f"poolcheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"poolcheck: stressing {spec} with {args.threads} threads for up to "
+          f"{args.seconds:g} s (first round seed {seed})", file=sys.stderr)
+    started = time.monotonic()
+    shown = [0.0]
+
+    def progress(run: StressRun) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 1.0:
+            shown[0] = now
+            found = ", ".join(sorted(run.failures)) or "none"
+            print(f"  {now - started:5.1f} s  {run.rounds} rounds  {run.calls} calls  "
+                  f"violations: {found}", file=sys.stderr)
+
+    run = stress_run(target, seed, set(STRESS_INVARIANTS), args.seconds, 10.0,
+                     threads=args.threads, ops=args.ops, maxsize=args.maxsize,
+                     block=args.block, on_round=progress,
+                     seeds=lambda i: (seed + i) % 2**32)
+    for invariant, report in sorted(run.failures.items()):
+        print(f"\nFAILED {invariant}\n{report}")
+    print(f"\n{spec}: {run.rounds} rounds, {run.calls} calls, "
+          f"{len(run.failures)} invariant(s) violated")
+    return EXIT_FAIL if run.failures else EXIT_PASS
 
 
 def _check(args: argparse.Namespace) -> int:

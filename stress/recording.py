@@ -1,27 +1,125 @@
-"""Connections and a factory that record facts about the pool, never conclusions."""
+"""Connections and a factory that record facts about the pool, never conclusions.
+
+Every fact is stamped under one lock with one clock, so the order of the stamps is the
+order in which things happened: the judges can then reason about "before" and "after"
+without guessing what another thread was doing in between.
+"""
 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
+import time
+from dataclasses import dataclass, field
 
 
 class ConnectFailed(ConnectionError):
     """What the recording factory raises when told to fail: the pool must let it through."""
 
 
+class Interrupted(BaseException):
+    """A BaseException that is not an Exception (think KeyboardInterrupt, gevent.Timeout)."""
+
+
+@dataclass
+class CallRecord:
+    """One call into the pool: who, what, when it began and ended, and what came of it."""
+
+    thread: int
+    op: str  # get | put | discard | close
+    conn: int | None = None
+    timeout: float | None = None
+    call: float = 0.0
+    ret: float | None = None  # None: never returned
+    outcome: str = "pending"  # ok | EmptyPoolError | ClosedPoolError | what the factory raised
+    kept: bool | None = None  # put: the connection was still open when put_conn returned
+    error: str | None = None  # an exception the contract does not allow, with its traceback
+
+
+@dataclass
+class Log:
+    """Everything one run observed; the judges read it and nothing else."""
+
+    created: dict[int, float] = field(default_factory=dict)
+    closed: dict[int, float] = field(default_factory=dict)
+    closed_by_caller: set[int] = field(default_factory=set)
+    calls: list[CallRecord] = field(default_factory=list)
+    last_event: float = 0.0
+
+
+class Recorder:
+    """Stamps facts under one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.log = Log(last_event=time.monotonic())
+
+    def begin(self, thread: int, op: str, conn: int | None = None,
+              timeout: float | None = None) -> CallRecord:
+        with self.lock:
+            now = self.log.last_event = time.monotonic()
+            record = CallRecord(thread, op, conn, timeout, call=now)
+            self.log.calls.append(record)
+            return record
+
+    def end(self, record: CallRecord, outcome: str, conn: int | None = None,
+            kept: bool | None = None, error: str | None = None) -> None:
+        with self.lock:
+            record.ret = self.log.last_event = time.monotonic()
+            record.outcome = outcome
+            if conn is not None:
+                record.conn = conn
+            if kept is not None:
+                record.kept = kept
+            record.error = error
+
+    def created(self, ident: int) -> None:
+        with self.lock:
+            self.log.created[ident] = self.log.last_event = time.monotonic()
+
+    def closed(self, ident: int, by_caller: bool) -> None:
+        with self.lock:
+            if ident not in self.log.closed:
+                self.log.closed[ident] = self.log.last_event = time.monotonic()
+                if by_caller:
+                    self.log.closed_by_caller.add(ident)
+
+
 class RecordingConnection:
     """A fake connection that knows whether it is closed and who is using it."""
 
-    def __init__(self, ident: int) -> None:
+    def __init__(self, ident: int, recorder: Recorder | None = None,
+                 jitter: random.Random | None = None) -> None:
         self.id = ident
         self.closed = False
         self.close_calls = 0
         self.user: int | None = None  # thread inside use(), if any
+        self._recorder = recorder
+        self._jitter = jitter
 
     def close(self) -> None:
+        self._close(by_caller=False)
+
+    def close_as_caller(self) -> None:
+        """The caller found the connection broken and closes it before put_conn(None)."""
+        self._close(by_caller=True)
+
+    def _close(self, by_caller: bool) -> None:
         self.close_calls += 1
+        if self._recorder is not None:
+            self._recorder.closed(self.id, by_caller)
         self.closed = True
+
+    def use(self, thread: int, steps: int) -> int | None:
+        """Pretend to send a request; returns the thread found inside, if any."""
+        intruder = self.user
+        self.user = thread
+        for _ in range(steps):
+            time.sleep(0)  # let another thread run while we are "inside"
+        if self.user == thread:
+            self.user = None
+        return intruder
 
     def __repr__(self) -> str:
         return f"<connection #{self.id}{' closed' if self.closed else ''}>"
@@ -30,26 +128,36 @@ class RecordingConnection:
 class RecordingFactory:
     """The pool's ``connection_factory``: numbers its connections and can be made to fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: Recorder | None = None, seed: int | None = None) -> None:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._recorder = recorder
+        self._jitter = random.Random(seed) if seed is not None else None
         self.created: list[RecordingConnection] = []
         self.fail_next = 0
+        self.fail_with: type[BaseException] = ConnectFailed
         self.raised: list[BaseException] = []
 
     def __call__(self) -> RecordingConnection:
+        if self._jitter is not None and self._jitter.random() < 0.5:
+            time.sleep(0)  # widen the window between "decided to connect" and "connected"
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
-                err = ConnectFailed("connection refused (injected by poolcheck)")
+                err = self.fail_with("connection refused (injected by poolcheck)")
                 self.raised.append(err)
                 raise err
-            conn = RecordingConnection(next(self._ids))
+            conn = RecordingConnection(next(self._ids), self._recorder)
             self.created.append(conn)
+            if self._recorder is not None:
+                self._recorder.created(conn.id)
         return conn
 
     def owns(self, obj: object) -> bool:
         return isinstance(obj, RecordingConnection) and any(c is obj for c in self.created)
+
+    def injected(self, exc: BaseException) -> bool:
+        return any(e is exc for e in self.raised)
 
     def open_connections(self) -> list[RecordingConnection]:
         with self._lock:

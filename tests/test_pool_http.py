@@ -12,7 +12,9 @@ import http.client
 import math
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from typing import Any
 
 import pytest
@@ -51,25 +53,31 @@ class Tracker:
     """A connection factory that remembers every connection it made."""
 
     def __init__(
-        self, server: LocalServer, cls: type[http.client.HTTPConnection] = http.client.HTTPConnection
+        self, server: LocalServer, cls: type[HTTPConnection] = HTTPConnection
     ) -> None:
         self.server = server
         self.cls = cls
-        self.made: list[http.client.HTTPConnection] = []
+        self.made: list[HTTPConnection] = []
 
-    def __call__(self) -> http.client.HTTPConnection:
+    def __call__(self) -> HTTPConnection:
         # A socket timeout, so a broken test fails instead of hanging.
         conn = self.cls(self.server.host, self.server.port, timeout=WAIT_CAP)
         self.made.append(conn)
         return conn
 
-    def open(self) -> list[http.client.HTTPConnection]:
+    def open(self) -> list[HTTPConnection]:
         return [conn for conn in self.made if conn.sock is not None]
+
+    def close_all(self) -> None:
+        for conn in self.made:
+            conn.close()
 
 
 @pytest.fixture
-def tracker(server: LocalServer) -> Tracker:
-    return Tracker(server)
+def tracker(server: LocalServer) -> Iterator[Tracker]:
+    made = Tracker(server)
+    yield made
+    made.close_all()  # those a test left checked out; the pool closes only what it holds
 
 
 @pytest.fixture
@@ -103,7 +111,8 @@ def waiting(p: Pool) -> int:
 def wait_until(predicate: Any, what: str) -> None:
     """Poll without sleeping as synchronisation: short bounded steps, a hard cap."""
     step = threading.Event()
-    for _ in range(int(WAIT_CAP / 0.001)):
+    deadline = time.monotonic() + WAIT_CAP
+    while time.monotonic() < deadline:
         if predicate():
             return
         step.wait(0.001)
@@ -278,13 +287,14 @@ def test_truncated_stream_closes_connection_and_frees_slot(server, pools, tracke
 
 
 def test_interrupt_from_factory_loses_no_slot(server, pools, tracker):
-    calls = []
+    calls: list[None] = []
 
-    def factory() -> http.client.HTTPConnection:
+    def factory() -> HTTPConnection:
         calls.append(None)
         if len(calls) == 1:
             raise Interrupt
-        return tracker()
+        conn: HTTPConnection = tracker()
+        return conn
 
     p = new_pool(server, pools, maxsize=1, block=True, timeout=0, connection_factory=factory)
     with pytest.raises(Interrupt):
@@ -300,7 +310,7 @@ class InterruptingResponse(http.client.HTTPResponse):
         raise Interrupt
 
 
-class InterruptingConnection(http.client.HTTPConnection):
+class InterruptingConnection(HTTPConnection):
     """Raises ``Interrupt`` at ``where`` (once the request is on the wire), first time only."""
 
     where = ""
@@ -326,14 +336,15 @@ class InterruptingConnection(http.client.HTTPConnection):
 @pytest.mark.parametrize("preload", [True, False], ids=["preload", "stream"])
 @pytest.mark.parametrize("where", ["request", "getresponse", "read"])
 def test_interrupt_mid_request_closes_connection_and_loses_no_slot(
-    server, pools, where, preload
+    server, pools, tracker, where, preload
 ):
-    tracker = Tracker(server, InterruptingConnection)
+    tracker.cls = InterruptingConnection
 
-    def factory() -> http.client.HTTPConnection:
+    def factory() -> InterruptingConnection:
         conn = tracker()
+        assert isinstance(conn, InterruptingConnection)
         if len(tracker.made) == 1:
-            conn.where = where  # type: ignore[attr-defined]
+            conn.where = where
         return conn
 
     p = new_pool(server, pools, maxsize=1, block=True, timeout=0, connection_factory=factory)
@@ -373,7 +384,12 @@ def test_stream_read_to_the_end_returns_connection_once(server, pools, tracker, 
             assert entered is r
             data = r.read()
     assert data == big_body(100_000)
-    assert r.read() == b""  # reads after the end, and closes, give nothing back again
+    # Back in the pool once the body has been read: no close() needed (except by `with`).
+    conn = p.get_conn(timeout=0)
+    assert conn is tracker.made[0]
+    p.put_conn(conn)
+    # Reads after the end, and closes, must not give it back again.
+    assert r.read() == b""
     assert r.read(10) == b""
     r.close()
     r.close()
@@ -386,29 +402,29 @@ def test_stream_read_to_the_end_returns_connection_once(server, pools, tracker, 
     assert second is not first
 
 
-@pytest.mark.parametrize("after", ["close-twice", "close-then-read", "with"])
-def test_stream_closed_early_closes_connection_and_frees_slot_once(
-    server, pools, tracker, after
-):
+@pytest.mark.parametrize("how", ["close", "with"])
+def test_stream_closed_early_closes_connection_and_frees_slot_once(server, pools, tracker, how):
     p = new_pool(server, pools, maxsize=1, block=True, timeout=0, connection_factory=tracker)
     r = p.request("GET", "/big?n=100000", preload_content=False)
     assert isinstance(r, StreamingResponse)
-    if after == "with":
+    if how == "with":
         with r:
             assert r.read(1000) == big_body(1000)
-        r.close()
     else:
         assert r.read(1000) == big_body(1000)
         r.close()
-        if after == "close-twice":
-            r.close()
-        else:
-            assert r.read() == b""
-            assert r.read(10) == b""
-            r.close()
     assert tracker.open() == []  # unread bytes: the connection must not be reused
-    (conn,) = assert_capacity(p, 1)  # the slot came back, and only once
+    (conn,) = assert_capacity(p, 1)  # the slot came back
     assert conn is not tracker.made[0]
+    p.put_conn(conn)
+    # Closing again and reading after the close must not give the slot back again.
+    r.close()
+    assert r.read() == b""
+    assert r.read(10) == b""
+    r.close()
+    (again,) = assert_capacity(p, 1)
+    assert again is conn
+    assert tracker.open() == []
 
 
 def test_stream_read_zero_bytes_is_not_the_end(server, pools, tracker):
@@ -426,7 +442,7 @@ def test_stream_read_zero_bytes_is_not_the_end(server, pools, tracker):
 # -- pool.connection() -------------------------------------------------------------------
 
 
-def _use(conn: http.client.HTTPConnection) -> None:
+def _use(conn: HTTPConnection) -> None:
     conn.request("GET", "/ok")
     assert conn.getresponse().read() == b"ok\n"
 

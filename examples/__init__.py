@@ -1,0 +1,1 @@
+"""Teaching catalogue: pools with one bug each, and correct pools, for poolcheck."""

@@ -1,0 +1,103 @@
+"""Correct pool: a Semaphore of permits for block=True, and a LIFO list of idle connections.
+
+DESIGN: with block=True, a caller must hold one of ``maxsize`` permits from the time
+get_conn succeeds until it calls put_conn; a lock guards the idle list and the closed flag.
+get_conn takes a permit (``acquire(timeout=...)`` does the waiting and the timing), then
+reuses the newest idle connection, or connects outside the lock if none is idle.
+WHY IT IS CORRECT:
+- bound: a connection is created only when nothing is idle, so every existing connection
+  is checked out by a permit holder or idle; creating never makes more than ``maxsize``.
+- capacity: every exit gives the permit back: put_conn, put_conn(None), and a factory that
+  raises anything (``except BaseException``).
+- timeout/wakeup: Semaphore.acquire waits on a monotonic deadline and wakes as soon as a
+  permit is released.
+- closed: a semaphore waiter cannot be interrupted, so close() releases one extra permit;
+  the waiter that gets it sees the pool closed, releases the permit again (waking the next
+  waiter) and raises ClosedPoolError: a relay that reaches every waiter at once.
+  (Hence a plain Semaphore: a BoundedSemaphore would refuse the extra release.)
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+
+class ClosedPoolError(Exception):
+    """get_conn on a closed pool."""
+
+
+class EmptyPoolError(Exception):
+    """block=True and no connection became free within the timeout."""
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:  # written so that NaN is refused too
+        raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
+
+
+class Pool:
+    """Permits bound the connections in use; the idle list bounds those kept."""
+
+    def __init__(self, host: str, port: int | None = None, *, maxsize: int = 1,
+                 block: bool = False, timeout: float | None = None,
+                 connection_factory: Callable[[], Any] | None = None) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, not {maxsize!r}")
+        _check_timeout(timeout)
+        self.maxsize, self.block, self.timeout = maxsize, block, timeout
+        self._factory: Callable[[], Any] = connection_factory or (
+            lambda: http.client.HTTPConnection(host, port))
+        self._permits = threading.Semaphore(maxsize)  # used only with block=True
+        self._lock = threading.Lock()  # guards _idle and _closed
+        self._idle: list[Any] = []
+        self._closed = False
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        _check_timeout(timeout)
+        timeout = self.timeout if timeout is None else timeout
+        if self._closed:
+            raise ClosedPoolError("the pool is closed")
+        if self.block and not self._permits.acquire(timeout=timeout):
+            if self._closed:
+                raise ClosedPoolError("the pool is closed")
+            raise EmptyPoolError(f"no connection became free within {timeout} s")
+        with self._lock:
+            closed = self._closed
+            conn = self._idle.pop() if self._idle and not closed else None
+        if closed:
+            self._release_permit()  # pass the wake-up on to the next waiter
+            raise ClosedPoolError("the pool is closed")
+        if conn is not None:
+            return conn
+        try:
+            return self._factory()
+        except BaseException:
+            self._release_permit()  # the connect failed: its permit is free again
+            raise
+
+    def put_conn(self, conn: Any) -> None:
+        with self._lock:
+            keep = conn is not None and not self._closed and len(self._idle) < self.maxsize
+            if keep:
+                self._idle.append(conn)
+        self._release_permit()  # after the append: the next permit holder finds conn idle
+        if conn is not None and not keep:
+            with suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        self._release_permit()  # starts the relay that wakes every waiter
+        for conn in idle:
+            with suppress(Exception):
+                conn.close()
+
+    def _release_permit(self) -> None:
+        if self.block:
+            self._permits.release()

@@ -1,0 +1,114 @@
+"""Many short real-thread rounds, judged; a failure is re-run smaller to show it simply."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from stress.engine import RoundResult, RoundSpec, run_round
+from stress.judges import Finding, judge
+from stress.loading import Target
+from stress.watchdog import Watchdog
+
+THREADS = 8
+OPS = 30
+MAX_STALLS = 2  # each costs a stall period; more would only repeat the same news
+
+
+@dataclass
+class StressRun:
+    rounds: int = 0
+    calls: int = 0
+    stalled: bool = False
+    failures: dict[str, str] = field(default_factory=dict)  # invariant -> report
+
+
+def round_seed(seed: int, index: int) -> int:
+    return zlib.crc32(repr((seed, "stress", index)).encode())
+
+
+def stress_command(target: str, spec: RoundSpec) -> str:
+    block = "--block" if spec.block else "--no-block"
+    return (f"poolcheck stress {target} --seed {spec.seed} --threads {spec.threads} "
+            f"--ops {spec.ops} --maxsize {spec.maxsize} {block} --seconds 30")
+
+
+def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
+               shrink_seconds: float, threads: int = THREADS, ops: int = OPS,
+               maxsize: int | None = None, block: bool | None = None,
+               on_round: Callable[[StressRun], None] | None = None,
+               seeds: Callable[[int], int] | None = None) -> StressRun:
+    """Rounds until every wanted invariant failed or ``seconds`` ran out."""
+    run = StressRun()
+    stalls = 0
+    deadline = time.monotonic() + seconds
+    next_seed = seeds or (lambda i: round_seed(seed, i))
+    with Watchdog() as watchdog:
+        while time.monotonic() < deadline and not wanted <= set(run.failures):
+            spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, block)
+            result = run_round(target, spec, watchdog)
+            run.rounds += 1
+            run.calls += len(result.log.calls)
+            stalls += result.stall is not None
+            run.stalled = run.stalled or (
+                result.stall is not None and result.stall.invariant == "deadlock-free")
+            for finding in judge(result):
+                if finding.invariant in wanted and finding.invariant not in run.failures:
+                    smaller = _shrink(target, spec, finding, watchdog, shrink_seconds)
+                    run.failures[finding.invariant] = _report(target, result, finding, smaller)
+            if on_round:
+                on_round(run)
+            if stalls >= MAX_STALLS:
+                break
+    return run
+
+
+def _shrink(target: Target, spec: RoundSpec, finding: Finding, watchdog: Watchdog,
+            seconds: float) -> RoundSpec | None:
+    """The smallest round (threads, operations) that fails the same way within the budget.
+
+    A race may not recur at once, so each candidate gets several tries with its programs.
+    """
+    if finding.invariant in ("deadlock-free", "wakeup"):
+        return None  # each try may cost a stall period
+    deadline = time.monotonic() + seconds
+    best: RoundSpec | None = None
+    current = spec
+    while time.monotonic() < deadline:
+        candidates = [replace(current, threads=max(2, current.threads // 2)),
+                      replace(current, ops=max(2, current.ops // 2))]
+        candidates = [c for c in candidates if c != current]
+        improved = False
+        for candidate in candidates:
+            for attempt in range(5):
+                if time.monotonic() >= deadline:
+                    return best
+                trial = replace(candidate, seed=zlib.crc32(repr((candidate, attempt)).encode()))
+                result = run_round(target, trial, watchdog)
+                if result.stall is None and any(
+                        f.invariant == finding.invariant for f in judge(result)):
+                    best = current = trial
+                    improved = True
+                    break
+            if improved:
+                break
+        if not improved:
+            break
+    return best
+
+
+def _report(target: Target, result: RoundResult, finding: Finding,
+            smaller: RoundSpec | None) -> str:
+    spec = result.spec
+    lines = [finding.message.rstrip(), "",
+             f"round: {spec.describe()} (seed {spec.seed})",
+             "last operations of each thread:"]
+    lines += [f"  thread {t}: {'; '.join(ops) or '(none)'}"
+              for t, ops in sorted(result.last_ops.items())]
+    lines.append(f"re-run this round: {stress_command(target.spec, spec)}")
+    if smaller is not None:
+        lines.append(f"smallest failing round found: {smaller.describe()}: "
+                     f"{stress_command(target.spec, smaller)}")
+    return "\n".join(lines)

@@ -1,0 +1,400 @@
+"""Real threads on one pool: seeded programs, race provocation, a stall watchdog.
+
+A round builds a fresh pool, releases N threads together (a barrier), each running its
+own seeded program of gets, uses, puts, broken-connection returns and injected faults,
+with the switch interval cut to a microsecond so the GIL changes hands mid-operation.
+Then, with every thread done, it probes the pool (can it still hand out ``maxsize``
+connections? does close() close everything?). It records facts only; ``judges`` decides.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from stress.loading import Target
+from stress.recording import (
+    CallRecord,
+    ConnectFailed,
+    Interrupted,
+    Log,
+    Recorder,
+    RecordingConnection,
+    RecordingFactory,
+)
+from stress.watchdog import Hung, Watchdog
+
+SWITCH_INTERVAL = 1e-6
+STALL = 3.0  # no event for this long, with threads still running: the run is stuck
+LATE = 1.0  # a timed get_conn still waiting this long after its timeout ignored it
+WAIT_TIMEOUTS_BLOCK = [None, 0.0, 0.02, 1.0]
+WAIT_TIMEOUTS_NONBLOCK = [None, 0.0]
+SHORT_WAITS = [0.0, 0.02]
+PROBE_TIMEOUT = 0.2
+YIELD_PER_LINE = 0.1
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """Everything that decides a round, apart from the interleaving."""
+
+    seed: int
+    threads: int
+    ops: int
+    maxsize: int
+    block: bool
+    closer: bool  # does one thread close the pool while the others still run?
+
+    @classmethod
+    def draw(cls, seed: int, threads: int, ops: int, maxsize: int | None = None,
+             block: bool | None = None) -> RoundSpec:
+        rng = random.Random(seed)
+        return cls(
+            seed=seed, threads=threads, ops=ops,
+            maxsize=maxsize if maxsize is not None else rng.choice(
+                [1, 2, 3, max(1, threads // 2)]),
+            block=block if block is not None else rng.random() < 0.6,
+            closer=rng.random() < 0.25,
+        )
+
+    def describe(self) -> str:
+        return (f"{self.threads} threads x {self.ops} operations, maxsize={self.maxsize}, "
+                f"block={self.block}{', one thread closes the pool' if self.closer else ''}")
+
+
+@dataclass
+class Stall:
+    """The run stopped making progress."""
+
+    invariant: str  # deadlock-free, wakeup or capacity
+    message: str
+
+
+@dataclass
+class RoundResult:
+    spec: RoundSpec
+    log: Log
+    last_ops: dict[int, list[str]]
+    stall: Stall | None = None
+    probe_empty: str | None = None  # capacity probe refused although every slot was free
+    left_open: list[int] = field(default_factory=list)  # after close() and every return
+    closed_get: str | None = None  # what get_conn did on the closed pool, if wrong
+    has_close: bool = True
+    construct_error: str | None = None
+
+
+# A program is a list of steps: (kind, argument)
+Step = tuple[str, Any]
+
+
+def make_program(rng: random.Random, spec: RoundSpec, closer: bool) -> list[Step]:
+    timeouts = WAIT_TIMEOUTS_BLOCK if spec.block else WAIT_TIMEOUTS_NONBLOCK
+    steps: list[Step] = []
+    while len(steps) < spec.ops:
+        if rng.random() < 0.1:
+            steps.append(("fault", Interrupted if rng.random() < 0.3 else ConnectFailed))
+        steps.append(("get", rng.choice(timeouts)))  # holds nothing: may wait for ever
+        if rng.random() < 0.3:  # holds one: waits short, or holders starve each other
+            steps.append(("get", rng.choice(SHORT_WAITS)))
+        steps.append(("use", rng.randint(0, 3)))
+        steps.append(("return_all", rng.random()))
+    if closer:  # close while the others are busy, not after they are done
+        steps.insert(rng.randrange(len(steps) // 3, len(steps) + 1), ("close", None))
+    return steps
+
+
+@contextmanager
+def provoked_races() -> Iterator[None]:
+    """A tiny switch interval makes the GIL change hands inside pool operations."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def error_name(exc: BaseException, factory: RecordingFactory) -> str | None:
+    if factory.injected(exc):
+        return type(exc).__name__
+    names = {k.__name__ for k in type(exc).__mro__}
+    for name in ("ClosedPoolError", "EmptyPoolError"):
+        if name in names:
+            return name
+    return None
+
+
+class _Worker:
+    def __init__(self, index: int, pool: Any, program: list[Step], recorder: Recorder,
+                 factory: RecordingFactory, rng: random.Random) -> None:
+        self.index = index
+        self.pool = pool
+        self.program = program
+        self.recorder = recorder
+        self.factory = factory
+        self.rng = rng
+        self.held: list[RecordingConnection] = []
+        self.done: list[str] = []
+
+    def run(self, barrier: threading.Barrier, pool_files: frozenset[str]) -> None:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return
+        if pool_files:
+            sys.settrace(_yielding_tracer(pool_files, random.Random(self.rng.random())))
+        try:
+            for kind, arg in self.program:
+                getattr(self, f"_{kind}")(arg)
+            self._return_all(0.0)
+        finally:
+            sys.settrace(None)
+
+    def _fault(self, kind: type[BaseException]) -> None:
+        self.factory.fail_with = kind
+        self.factory.fail_next = 1
+        self.done.append(f"arm the factory to raise {kind.__name__}")
+
+    def _get(self, timeout: float | None) -> None:
+        record = self.recorder.begin(self.index, "get", timeout=timeout)
+        self.done.append(f"get_conn(timeout={timeout})")
+        try:
+            conn = self.pool.get_conn(timeout=timeout)
+        except BaseException as exc:
+            name = error_name(exc, self.factory)
+            self.recorder.end(record, name or type(exc).__name__,
+                              error=None if name else _trace(exc))
+            self.done[-1] += f" -> {type(exc).__name__}"
+            return
+        if not self.factory.owns(conn):
+            self.recorder.end(record, "ok", error=f"get_conn returned {conn!r}, which "
+                              "its connection_factory did not make")
+            return
+        self.recorder.end(record, "ok", conn=conn.id)
+        self.done[-1] += f" -> #{conn.id}"
+        self.held.append(conn)
+
+    def _use(self, steps: int) -> None:
+        for conn in self.held:
+            intruder = conn.use(self.index, steps)
+            if intruder is not None:
+                record = self.recorder.begin(self.index, "use", conn=conn.id)
+                self.recorder.end(record, "ok", error=f"thread {intruder} was using "
+                                  f"connection #{conn.id} when thread {self.index} began to")
+
+    def _return_all(self, coin: float) -> None:
+        while self.held:
+            conn = self.held.pop()
+            if coin < 0.25:  # the caller found it broken: close, then give the slot back
+                conn.close_as_caller()
+                self._call("discard", conn, lambda: self.pool.put_conn(None))
+            else:
+                self._call("put", conn, lambda c=conn: self.pool.put_conn(c))
+            coin = self.rng.random()
+
+    def _close(self, _: object) -> None:
+        self._call("close", None, self.pool.close)
+
+    def _call(self, op: str, conn: RecordingConnection | None, fn: Any) -> None:
+        record = self.recorder.begin(self.index, op, conn=conn.id if conn else None)
+        self.done.append(f"{op}(#{conn.id})" if conn else f"{op}()")
+        try:
+            fn()
+        except BaseException as exc:
+            self.recorder.end(record, type(exc).__name__, error=_trace(exc))
+            self.done[-1] += f" -> {type(exc).__name__}"
+            return
+        kept = None if conn is None or op != "put" else not conn.closed
+        self.recorder.end(record, "ok", kept=kept)
+        if kept is not None:
+            self.done[-1] += " -> kept it" if kept else " -> closed it"
+
+
+def _yielding_tracer(files: frozenset[str], rng: random.Random) -> Any:
+    """Give up the GIL at random lines of the pool's own code: races need a switch inside
+    a window that may be one line wide, and the switch interval alone rarely lands there."""
+    def on_line(frame: Any, event: str, arg: object) -> Any:
+        if event == "line" and rng.random() < YIELD_PER_LINE:
+            time.sleep(0)
+        return on_line
+
+    def on_call(frame: Any, event: str, arg: object) -> Any:
+        return on_line if frame.f_code.co_filename in files else None
+
+    return on_call
+
+
+def pool_files(cls: type) -> frozenset[str]:
+    """The source files of the pool class and its bases: where to provoke switches."""
+    files = set()
+    for klass in cls.__mro__:
+        module = sys.modules.get(klass.__module__)
+        path = getattr(module, "__file__", None)
+        if path and klass is not object:
+            files.add(path)
+    return frozenset(files)
+
+
+def _trace(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip() + "\n" + "".join(
+        traceback.format_tb(exc.__traceback__)[-3:])
+
+
+def run_round(target: Target, spec: RoundSpec, watchdog: Watchdog) -> RoundResult:
+    recorder = Recorder()
+    factory = RecordingFactory(recorder, seed=spec.seed)
+    rng = random.Random(spec.seed)
+    result = RoundResult(spec, recorder.log, {}, has_close=target.has_close)
+    try:
+        pool = watchdog.call(lambda: target.make(spec.maxsize, spec.block, None, factory),
+                             2.0, "the pool's constructor")
+    except Hung as hung:
+        result.stall = Stall("deadlock-free", f"{hung}\n{hung.stack}")
+        return result
+    except Exception as exc:
+        result.construct_error = f"{target.cls.__name__}(...) raised {exc!r}"
+        return result
+    closer = rng.randrange(spec.threads) if spec.closer and target.has_close else -1
+    workers = [_Worker(i, pool, make_program(random.Random(rng.random()), spec, i == closer),
+                       recorder, factory, random.Random(rng.random()))
+               for i in range(spec.threads)]
+    barrier = threading.Barrier(spec.threads)
+    files = pool_files(target.cls)
+    threads = [threading.Thread(target=w.run, args=(barrier, files), daemon=True,
+                                name=f"poolcheck-worker-{w.index}") for w in workers]
+    with provoked_races():
+        for t in threads:
+            t.start()
+        stalled = _watch(threads, recorder)
+    result.last_ops = {w.index: w.done[-6:] for w in workers}
+    if stalled:
+        result.stall = _diagnose(pool, spec, threads, workers, recorder, watchdog)
+        closer_of_last_resort = _Worker(-1, pool, [], recorder, factory, random.Random(0))
+        if not _release_by_closing(closer_of_last_resort, threads, recorder, watchdog,
+                                   target.has_close):
+            return result
+    _probe_and_close(pool, spec, factory, recorder, watchdog, result)
+    return result
+
+
+def _release_by_closing(closer: _Worker, threads: list[threading.Thread],
+                        recorder: Recorder, watchdog: Watchdog, has_close: bool) -> bool:
+    """After a stall, close() may free the stuck threads: then the round can be finished."""
+    if not has_close or any(c.op == "close" for c in recorder.log.calls):
+        return False
+    try:
+        watchdog.call(lambda: closer._close(None), 2.0, "close() after a stall")
+    except BaseException:
+        return False
+    deadline = time.monotonic() + STALL
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
+
+
+def _watch(threads: list[threading.Thread], recorder: Recorder) -> bool:
+    """Wait for the threads; True if they stop making progress first."""
+    for t in threads:
+        while t.is_alive():
+            t.join(0.05)
+            if t.is_alive() and time.monotonic() - recorder.log.last_event > STALL:
+                return True
+    return False
+
+
+def _diagnose(pool: Any, spec: RoundSpec, threads: list[threading.Thread],
+              workers: list[_Worker], recorder: Recorder, watchdog: Watchdog) -> Stall:
+    """Name what the stuck threads show, most specific first."""
+    frames = sys._current_frames()
+    now = time.monotonic()
+    pending = {w.index: _pending(recorder, w.index) for w, t in zip(workers, threads,
+                                                                   strict=True) if t.is_alive()}
+    stuck = sorted(pending)
+    stacks = "\n".join(
+        f"thread {w.index}, last operations: {'; '.join(w.done[-4:])}\n"
+        + "".join(traceback.format_stack(frames[t.ident]))
+        for w, t in zip(workers, threads, strict=True)
+        if t.is_alive() and t.ident in frames)
+    waits = {i: c for i, c in pending.items() if c is not None and c.op == "get"}
+    for i, c in sorted(waits.items()):
+        if c.timeout is not None and now - c.call > c.timeout + LATE:
+            return Stall("timeout", f"thread {i}'s get_conn(timeout={c.timeout}) has not "
+                         f"returned after {now - c.call:.1f} s\n{stacks}")
+    closes = [c.ret for c in recorder.log.calls if c.op == "close" and c.ret is not None]
+    if closes and waits and len(waits) == len(stuck):
+        return Stall("closed", f"close() returned {now - min(closes):.1f} s ago, yet threads "
+                     f"{stuck} still wait in get_conn instead of raising ClosedPoolError\n"
+                     f"{stacks}")
+    if spec.block and waits and len(waits) == len(stuck) and not any(w.held for w in workers):
+        # Every stuck thread waits in get_conn and nobody holds a connection: the pool
+        # has what they need, unless it lost it. Ask it once more, from here.
+        try:
+            watchdog.call(lambda: pool.get_conn(timeout=0), 2.0, "get_conn(timeout=0)")
+            return Stall("wakeup", f"threads {stuck} wait in get_conn(timeout=None) for "
+                         f"{STALL:g} s although no connection is checked out, and a new "
+                         f"get_conn(timeout=0) is served at once: a wakeup was lost\n{stacks}")
+        except Hung:
+            pass
+        except BaseException as exc:
+            if "EmptyPoolError" in {k.__name__ for k in type(exc).__mro__}:
+                return Stall("capacity", f"threads {stuck} wait in get_conn(timeout=None) "
+                             "for ever: no connection is checked out, yet the pool says it is "
+                             f"full (slots were lost)\n{stacks}")
+    return Stall("deadlock-free", f"no progress for {STALL:g} s; threads {stuck} are stuck\n"
+                 f"{stacks}")
+
+
+def _pending(recorder: Recorder, thread: int) -> CallRecord | None:
+    with recorder.lock:
+        calls = [c for c in recorder.log.calls if c.thread == thread]
+    return calls[-1] if calls and calls[-1].ret is None else None
+
+
+def _probe_and_close(pool: Any, spec: RoundSpec, factory: RecordingFactory,
+                     recorder: Recorder, watchdog: Watchdog, result: RoundResult) -> None:
+    """Every thread is done and every connection returned: what state is the pool in?"""
+    probe = _Worker(-1, pool, [], recorder, factory, random.Random(0))
+    factory.fail_next = 0
+    call = _guarded_call(watchdog, result)
+    closed = any(c.op == "close" for c in recorder.log.calls)
+    if spec.block and not closed:
+        for _ in range(spec.maxsize):
+            if not call(lambda: probe._get(PROBE_TIMEOUT), "get_conn (capacity probe)"):
+                return
+        got = len(probe.held)
+        if got < spec.maxsize:
+            result.probe_empty = (
+                f"with every connection returned, the pool handed out only {got} of "
+                f"maxsize={spec.maxsize} connections at once")
+        call(lambda: probe._return_all(1.0), "put_conn (capacity probe)")
+    if not result.has_close:
+        return
+    # A second close() would tidy up what the first one missed, and hide it.
+    if not closed and not call(lambda: probe._close(None), "close()"):
+        return
+    if not call(lambda: probe._get(0.0), "get_conn on the closed pool"):
+        return
+    last = recorder.log.calls[-1]
+    if last.outcome != "ClosedPoolError":
+        result.closed_get = f"get_conn on the closed pool gave {last.outcome}" + (
+            f" #{last.conn}" if last.conn else "")
+        call(lambda: probe._return_all(1.0), "put_conn")
+    result.left_open = sorted(c.id for c in factory.open_connections())
+
+
+def _guarded_call(watchdog: Watchdog, result: RoundResult) -> Any:
+    def call(fn: Any, what: str) -> bool:
+        try:
+            watchdog.call(fn, 2.0 + PROBE_TIMEOUT, what)
+        except Hung as hung:
+            result.stall = Stall("deadlock-free", f"{hung} (all threads done)\n{hung.stack}")
+            return False
+        return True
+    return call

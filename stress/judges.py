@@ -1,0 +1,227 @@
+"""One pure function per invariant: a round's observations in, violations out.
+
+Each judge reads only stamped facts (see ``recording``) and draws only conclusions that
+hold whatever happened between two stamps: that is how a measurement taken from other
+threads avoids false alarms. The README explains each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stress.engine import RoundResult
+from stress.recording import CallRecord, Log
+
+EARLY_SLACK = 0.001  # clocks round: EmptyPoolError this close to its timeout is on time
+LATE_SLACK = 1.0  # ... and this long after it is late, even on a loaded machine
+GRACE = 0.5  # a connection idle (or a slot free) this long, while a caller waits, is lost
+NEVER = float("inf")
+
+
+@dataclass(frozen=True)
+class Finding:
+    invariant: str
+    message: str
+
+
+Judge = Callable[[RoundResult], list[Finding]]
+
+
+def _ops(log: Log, *ops: str) -> list[CallRecord]:
+    return [c for c in log.calls if c.op in ops]
+
+
+def judge_errors(r: RoundResult) -> list[Finding]:
+    found = [Finding("errors", c.error) for c in r.log.calls if c.error and c.op != "use"]
+    if r.construct_error:
+        found.append(Finding("errors", r.construct_error))
+    first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
+    for c in _ops(r.log, "get"):
+        if c.outcome == "ClosedPoolError" and c.ret is not None and c.ret < first_close:
+            found.append(Finding("errors", f"thread {c.thread}'s get_conn raised "
+                                 "ClosedPoolError before any close() began"))
+        if c.outcome == "EmptyPoolError" and not r.spec.block:
+            found.append(Finding("errors", f"thread {c.thread}'s get_conn raised "
+                                 "EmptyPoolError in non-blocking mode"))
+    return found[:1]
+
+
+def judge_exclusive(r: RoundResult) -> list[Finding]:
+    """A connection's holder keeps it from get_conn's return to put_conn's call."""
+    found = [Finding("exclusive", c.error) for c in r.log.calls if c.error and c.op == "use"]
+    holder: dict[int, CallRecord] = {}
+    for c in sorted((c for c in r.log.calls if c.conn is not None),
+                    key=lambda c: c.ret if c.op == "get" and c.ret is not None else c.call):
+        conn = c.conn
+        assert conn is not None
+        if c.op == "get" and c.outcome == "ok":
+            other = holder.get(conn)
+            if other is not None:
+                found.append(Finding("exclusive", (
+                    f"thread {c.thread} got connection #{conn} while thread "
+                    f"{other.thread} still held it")))
+            holder[conn] = c
+        elif c.op in ("put", "discard"):
+            holder.pop(conn, None)
+    return found[:1]
+
+
+def idle_spans(log: Log) -> list[tuple[float, float, int]]:
+    """When each connection was certainly idle in the pool: (from, to, connection).
+
+    From the return of a put_conn that left it open, to its closing or the *call* of
+    the get_conn that next handed it out: whatever happened between two stamps, nothing
+    can have taken it in that span.
+    """
+    spans = []
+    gets = [c for c in log.calls if c.op == "get" and c.outcome == "ok" and c.ret is not None]
+    for put in log.calls:
+        if put.op != "put" or not put.kept or put.ret is None or put.conn is None:
+            continue
+        taken = [g.call for g in gets
+                 if g.conn == put.conn and g.ret is not None and g.ret > put.call]
+        end = min([log.closed.get(put.conn, NEVER), *taken])
+        if end > put.ret:
+            spans.append((put.ret, end, put.conn))
+    return spans
+
+
+def judge_bound(r: RoundResult) -> list[Finding]:
+    if r.spec.block:  # at each creation, count what was created and not yet closed
+        for ident, born in sorted(r.log.created.items(), key=lambda kv: kv[1]):
+            alive = [i for i, t in r.log.created.items()
+                     if t <= born and r.log.closed.get(i, NEVER) > born]
+            if len(alive) > r.spec.maxsize:
+                return [Finding("bound", (
+                    f"when connection #{ident} was made, {len(alive)} connections were open "
+                    f"(maxsize={r.spec.maxsize}, block=True)"))]
+        return []
+    spans = idle_spans(r.log)
+    for start, _, _ in spans:
+        idle = sorted(c for a, b, c in spans if a <= start < b)
+        if len(idle) > r.spec.maxsize:
+            return [Finding("bound", (
+                f"{len(idle)} connections were idle in the pool at once "
+                f"({', '.join(f'#{i}' for i in idle)}; maxsize={r.spec.maxsize})"))]
+    return []
+
+
+def judge_timeout(r: RoundResult) -> list[Finding]:
+    for c in _ops(r.log, "get"):
+        if c.outcome != "EmptyPoolError" or c.ret is None:
+            continue
+        wanted, took = c.timeout or 0.0, c.ret - c.call
+        if took < wanted - EARLY_SLACK:
+            return [Finding("timeout", f"thread {c.thread}: EmptyPoolError after {took:.4f} s "
+                            f"with timeout={wanted}")]
+        if took > wanted + max(LATE_SLACK, wanted):
+            return [Finding("timeout", f"thread {c.thread}: EmptyPoolError after {took:.2f} s "
+                            f"with timeout={wanted}")]
+    return []
+
+
+def free_slots(log: Log, maxsize: int, t: float, waiter: CallRecord) -> int:
+    """Slots certainly free at t, as the waiter sees them (never more than there were).
+
+    A connection occupies its slot from its making until the pool closes it, or, if the
+    caller closed it, until that caller's put_conn(None) returned; every other get_conn
+    under way may be about to take a slot, so it counts as taking one.
+    """
+    released = {c.conn: c.ret for c in log.calls
+                if c.op == "discard" and c.ret is not None and c.conn is not None}
+    occupied = 0
+    for ident, born in log.created.items():
+        if born > t:
+            continue
+        end = released.get(ident) if ident in log.closed_by_caller else log.closed.get(ident)
+        if end is None or end > t:
+            occupied += 1
+    busy = sum(1 for c in log.calls if c.op == "get" and c is not waiter and c.call <= t
+               and (c.ret is None or c.ret > t))
+    return maxsize - occupied - busy
+
+
+def judge_wakeup(r: RoundResult) -> list[Finding]:
+    """EmptyPoolError although a connection or a slot was free for GRACE s of the wait."""
+    if not r.spec.block or r.probe_empty:
+        return []  # a lost slot explains the wait: that is capacity, judged elsewhere
+    first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
+    waiters = [w for w in _ops(r.log, "get") if w.outcome == "EmptyPoolError"
+               and w.ret is not None and w.ret - w.call >= GRACE and w.ret < first_close]
+    if not waiters:
+        return []
+    spans = idle_spans(r.log)
+    stamps = sorted({c.call for c in r.log.calls} | {c.ret for c in r.log.calls if c.ret}
+                    | set(r.log.created.values()) | set(r.log.closed.values()))
+    for w in waiters:
+        assert w.ret is not None
+        for a, b, conn in spans:
+            overlap = min(b, w.ret) - max(a, w.call)
+            if overlap >= GRACE:
+                return [Finding("wakeup", (
+                    f"thread {w.thread} waited {w.ret - w.call:.2f} s and got EmptyPoolError "
+                    f"although connection #{conn} sat idle in the pool for {overlap:.2f} s "
+                    "of that wait"))]
+        run_from: float | None = None
+        for t in (t for t in stamps if w.call <= t <= w.ret):
+            if free_slots(r.log, r.spec.maxsize, t, w) <= 0:
+                run_from = None
+                continue
+            run_from = t if run_from is None else run_from
+            if t - run_from >= GRACE:
+                return [Finding("wakeup", (
+                    f"thread {w.thread} waited {w.ret - w.call:.2f} s and got "
+                    f"EmptyPoolError although a slot was free for {t - run_from:.2f} s "
+                    "of that wait"))]
+    return []
+
+
+def judge_capacity(r: RoundResult) -> list[Finding]:
+    return [Finding("capacity", r.probe_empty)] if r.probe_empty else []
+
+
+def judge_closed(r: RoundResult) -> list[Finding]:
+    found = [Finding("closed", r.closed_get)] if r.closed_get else []
+    closed_at = min((c.ret for c in _ops(r.log, "close") if c.ret is not None), default=NEVER)
+    for c in r.log.calls:
+        if c.call <= closed_at or c.ret is None:
+            continue
+        if c.op == "get" and c.outcome == "ok":
+            found.append(Finding("closed", f"thread {c.thread}'s get_conn, called after "
+                                 f"close() returned, gave connection #{c.conn}"))
+        if c.op == "put" and c.kept:
+            found.append(Finding("closed", f"thread {c.thread} returned connection #{c.conn} "
+                                 "after close(), and the pool kept it open"))
+    for c in _ops(r.log, "get"):
+        if c.conn is not None and c.ret is not None and r.log.closed.get(c.conn, NEVER) < c.ret:
+            found.append(Finding("closed", f"thread {c.thread}'s get_conn handed out "
+                                 f"connection #{c.conn}, which had been closed"))
+    first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
+    for conn in r.left_open:
+        puts = [c for c in _ops(r.log, "put") if c.conn == conn]
+        if puts and puts[-1].call >= first_close:
+            found.append(Finding("closed", f"connection #{conn}, returned by thread "
+                                 f"{puts[-1].thread} after close() began, was kept open in "
+                                 "the closed pool"))
+    return found[:1]
+
+
+def judge_no_leak(r: RoundResult) -> list[Finding]:
+    if r.left_open:
+        ids = ", ".join(f"#{i}" for i in r.left_open)
+        return [Finding("no-leak", f"after close() and every return, connection(s) {ids} "
+                        "are still open")]
+    return []
+
+
+def judge_stall(r: RoundResult) -> list[Finding]:
+    return [Finding(r.stall.invariant, r.stall.message)] if r.stall else []
+
+
+JUDGES: list[Judge] = [judge_errors, judge_exclusive, judge_bound, judge_timeout,
+                       judge_wakeup, judge_capacity, judge_closed, judge_no_leak, judge_stall]
+
+
+def judge(r: RoundResult) -> list[Finding]:
+    return [f for j in JUDGES for f in j(r)]

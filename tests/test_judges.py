@@ -1,0 +1,124 @@
+"""The stress judges on hand-written observations: no threads, every verdict explained.
+
+Each case is a tiny timeline. The "no false alarm" cases are the orderings a correct pool
+produces when another thread runs between two stamps.
+"""
+
+from __future__ import annotations
+
+from stress.engine import RoundResult, RoundSpec
+from stress.judges import (
+    GRACE,
+    judge,
+    judge_bound,
+    judge_closed,
+    judge_errors,
+    judge_exclusive,
+    judge_timeout,
+    judge_wakeup,
+)
+from stress.recording import CallRecord, Log
+
+
+def spec(maxsize: int = 1, block: bool = True) -> RoundSpec:
+    return RoundSpec(seed=0, threads=2, ops=1, maxsize=maxsize, block=block, closer=False)
+
+
+def round_of(calls: list[CallRecord], maxsize: int = 1, block: bool = True,
+             created: dict[int, float] | None = None,
+             closed: dict[int, float] | None = None) -> RoundResult:
+    log = Log(created=created or {}, closed=closed or {}, calls=calls)
+    return RoundResult(spec(maxsize, block), log, {})
+
+
+def get(thread: int, conn: int | None, call: float, ret: float, outcome: str = "ok",
+        timeout: float | None = None) -> CallRecord:
+    return CallRecord(thread, "get", conn, timeout, call, ret, outcome)
+
+
+def put(thread: int, conn: int, call: float, ret: float, kept: bool = True) -> CallRecord:
+    return CallRecord(thread, "put", conn, None, call, ret, "ok", kept)
+
+
+def names(findings: list[object]) -> list[str]:
+    return [f.invariant for f in findings]  # type: ignore[attr-defined]
+
+
+def test_exclusive_overlap_is_caught() -> None:
+    r = round_of([get(0, 1, 0.0, 0.1), get(1, 1, 0.2, 0.3), put(0, 1, 0.4, 0.5)])
+    assert names(judge_exclusive(r)) == ["exclusive"]
+
+
+def test_exclusive_handover_between_stamps_is_no_alarm() -> None:
+    # thread 0 calls put at 0.40; the pool hands #1 to thread 1, whose get (called at
+    # 0.10, waiting) returns at 0.45, before thread 0's put has even returned
+    r = round_of([get(0, 1, 0.0, 0.05), get(1, 1, 0.10, 0.45), put(0, 1, 0.40, 0.50)],
+                 created={1: 0.01})
+    assert judge(r) == []
+
+
+def test_bound_block_counts_open_connections_at_creation() -> None:
+    r = round_of([get(0, 1, 0.0, 0.1), get(1, 2, 0.0, 0.2)], created={1: 0.05, 2: 0.15})
+    assert names(judge_bound(r)) == ["bound"]
+    closed_first = round_of([get(0, 1, 0.0, 0.1), get(1, 2, 0.0, 0.2)],
+                            created={1: 0.05, 2: 0.15}, closed={1: 0.12})
+    assert judge_bound(closed_first) == []
+
+
+def test_bound_nonblock_counts_surely_idle_connections() -> None:
+    calls = [get(0, 1, 0.0, 0.1), get(1, 2, 0.0, 0.1), put(0, 1, 0.2, 0.3),
+             put(1, 2, 0.4, 0.5)]
+    assert names(judge_bound(round_of(calls, block=False))) == ["bound"]
+    # thread 2's get that will take #1 began at 0.35: #1 may already be gone at 0.5
+    taken = [*calls, get(2, 1, 0.35, 0.6)]
+    assert judge_bound(round_of(taken, block=False)) == []
+
+
+def test_timeout_early_and_late() -> None:
+    early = round_of([get(0, None, 0.0, 0.05, "EmptyPoolError", timeout=0.1)])
+    late = round_of([get(0, None, 0.0, 2.5, "EmptyPoolError", timeout=0.1)])
+    on_time = round_of([get(0, None, 0.0, 0.1005, "EmptyPoolError", timeout=0.1)])
+    assert names(judge_timeout(early)) == ["timeout"]
+    assert names(judge_timeout(late)) == ["timeout"]
+    assert judge_timeout(on_time) == []
+
+
+def test_wakeup_idle_connection_while_waiting() -> None:
+    calls = [get(0, 1, 0.0, 0.1), get(1, None, 0.2, 1.2, "EmptyPoolError", timeout=1.0),
+             put(0, 1, 0.3, 0.31)]
+    r = round_of(calls, created={1: 0.05})
+    assert names(judge_wakeup(r)) == ["wakeup"]
+    # someone else began taking it soon after: no lost wakeup
+    served = round_of([*calls, get(2, 1, 0.31 + GRACE / 2, 0.9)], created={1: 0.05})
+    assert judge_wakeup(served) == []
+
+
+def test_wakeup_free_slot_while_waiting() -> None:
+    calls = [get(0, 1, 0.0, 0.1), get(1, None, 0.2, 1.2, "EmptyPoolError", timeout=1.0),
+             CallRecord(0, "discard", 1, None, 0.3, 0.31, "ok")]
+    r = round_of(calls, created={1: 0.05}, closed={1: 0.29})
+    r.log.closed_by_caller.add(1)
+    assert names(judge_wakeup(r)) == ["wakeup"]
+    # before put_conn(None) returned, the slot was not yet free
+    slow = round_of([*calls[:2], CallRecord(0, "discard", 1, None, 0.3, 1.25, "ok")],
+                    created={1: 0.05}, closed={1: 0.29})
+    slow.log.closed_by_caller.add(1)
+    assert judge_wakeup(slow) == []
+
+
+def test_closed_and_errors() -> None:
+    close = CallRecord(0, "close", None, None, 1.0, 1.1, "ok")
+    r = round_of([close, get(1, 1, 1.2, 1.3), put(1, 1, 1.4, 1.5, kept=True)],
+                 created={1: 1.25})
+    assert names(judge_closed(r)) == ["closed"]
+    early = round_of([get(1, None, 0.1, 0.2, "ClosedPoolError"), close])
+    assert names(judge_errors(early)) == ["errors"]
+    during = round_of([get(1, None, 0.9, 1.05, "ClosedPoolError"), close])
+    assert judge_errors(during) == []
+
+
+def test_handing_out_a_connection_the_caller_closed() -> None:
+    calls = [get(0, 1, 0.0, 0.1), CallRecord(0, "discard", 1, None, 0.3, 0.31, "ok"),
+             get(1, 1, 0.4, 0.5)]
+    r = round_of(calls, created={1: 0.05}, closed={1: 0.29})
+    assert "closed" in names(judge(r))

@@ -56,7 +56,8 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
                 result.stall is not None and result.stall.invariant == "deadlock-free")
             for finding in judge(result):
                 if finding.invariant in wanted and finding.invariant not in run.failures:
-                    smaller = _shrink(target, spec, finding, watchdog, shrink_seconds)
+                    smaller = None if result.stall else _shrink(
+                        target, spec, finding, watchdog, shrink_seconds)
                     run.failures[finding.invariant] = _report(target, result, finding, smaller)
             if on_round:
                 on_round(run)
@@ -70,9 +71,8 @@ def _shrink(target: Target, spec: RoundSpec, finding: Finding, watchdog: Watchdo
     """The smallest round (threads, operations) that fails the same way within the budget.
 
     A race may not recur at once, so each candidate gets several tries with its programs.
+    Stalls are not shrunk: every try would cost a stall period.
     """
-    if finding.invariant in ("deadlock-free", "wakeup"):
-        return None  # each try may cost a stall period
     deadline = time.monotonic() + seconds
     best: RoundSpec | None = None
     current = spec

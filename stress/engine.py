@@ -29,7 +29,7 @@ from stress.recording import (
     RecordingConnection,
     RecordingFactory,
 )
-from stress.watchdog import Hung, Watchdog
+from stress.watchdog import Hung, Watchdog, in_timed_wait
 
 SWITCH_INTERVAL = 1e-6
 STALL = 3.0  # no event for this long, with threads still running: the run is stuck
@@ -323,8 +323,11 @@ def _diagnose(pool: Any, spec: RoundSpec, threads: list[threading.Thread],
         for w, t in zip(workers, threads, strict=True)
         if t.is_alive() and t.ident in frames)
     waits = {i: c for i, c in pending.items() if c is not None and c.op == "get"}
+    idents = {w.index: t.ident for w, t in zip(workers, threads, strict=True)}
     for i, c in sorted(waits.items()):
-        if c.timeout is not None and now - c.call > c.timeout + LATE:
+        frame = frames.get(idents[i] or -1)
+        if (c.timeout is not None and now - c.call > c.timeout + LATE
+                and frame is not None and in_timed_wait(frame)):
             return Stall("timeout", f"thread {i}'s get_conn(timeout={c.timeout}) has not "
                          f"returned after {now - c.call:.1f} s\n{stacks}")
     closes = [c.ret for c in recorder.log.calls if c.op == "close" and c.ret is not None]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import model
 from stress.loading import Target
@@ -179,11 +179,12 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             if not self.derailed:
                 self._guard(lambda: self._get(timeout))
 
-        # No preconditions: what a rule may do must not depend on state that a hang or a
-        # derailment changes, or Hypothesis sees its own replays draw differently.
+        # A hang changes what later rules may do, so Hypothesis may find its replays
+        # drawing differently (Flaky): `checks` then reports the hang instead.
+        @precondition(lambda self: self.held)
         @rule(index=st.integers(0, 7))
         def put(self, index: int) -> None:
-            if not self.derailed and self.held:
+            if not self.derailed:
                 self._guard(lambda: self._put(self.held.pop(index % len(self.held))))
 
         def _put(self, conn: RecordingConnection) -> None:
@@ -191,9 +192,10 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             self._note("closed it" if conn.closed else "kept it")
             self._apply(model.Call("put", conn.id, kept=not conn.closed))
 
+        @precondition(lambda self: self.held)
         @rule(index=st.integers(0, 7))
         def put_none_after_broken(self, index: int) -> None:
-            if self.derailed or not self.held:
+            if self.derailed:
                 return
             conn = self.held.pop(index % len(self.held))
             conn.close()
@@ -205,9 +207,10 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
 
             self._guard(give_back)
 
+        @precondition(lambda self: target.has_close)
         @rule()
         def close(self) -> None:
-            if not self.derailed and target.has_close:
+            if not self.derailed:
                 self._guard(self._close)
 
         def _close(self) -> None:

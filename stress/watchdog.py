@@ -29,13 +29,17 @@ class Hung(Exception):
         frame = sys._current_frames().get(thread.ident or -1)
         self.stack = ("".join(traceback.format_stack(frame)) if frame
                       else "(no stack: the thread has ended)")
-        # Stuck in a timed wait of the standard library (Condition, Event, queue), rather
-        # than on a lock that nobody will release?
-        self.waiting = frame is not None and frame.f_code.co_name in WAITS and (
-            Path(frame.f_code.co_filename).name in ("threading.py", "queue.py"))
+        self.waiting = frame is not None and in_timed_wait(frame)
 
 
 WAITS = {"wait", "get", "acquire", "wait_for"}
+
+
+def in_timed_wait(frame: Any) -> bool:
+    """Stuck in a wait of the standard library (Condition, Event, Semaphore, queue),
+    rather than on a plain lock that nobody will release?"""
+    return bool(frame.f_code.co_name in WAITS
+                and Path(frame.f_code.co_filename).name in ("threading.py", "queue.py"))
 
 
 class Watchdog:

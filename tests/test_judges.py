@@ -9,6 +9,7 @@ from __future__ import annotations
 from stress.engine import RoundResult, RoundSpec
 from stress.judges import (
     GRACE,
+    Finding,
     judge,
     judge_bound,
     judge_closed,
@@ -40,8 +41,8 @@ def put(thread: int, conn: int, call: float, ret: float, kept: bool = True) -> C
     return CallRecord(thread, "put", conn, None, call, ret, "ok", kept)
 
 
-def names(findings: list[object]) -> list[str]:
-    return [f.invariant for f in findings]  # type: ignore[attr-defined]
+def names(findings: list[Finding]) -> list[str]:
+    return [f.invariant for f in findings]
 
 
 def test_exclusive_overlap_is_caught() -> None:

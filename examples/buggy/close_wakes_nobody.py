@@ -4,8 +4,8 @@ WHAT IS WRONG: close() sets the flag and closes the idle connections but never n
 the Condition, so a get_conn asleep in ``wait()`` learns about the close only when its own
 timeout runs out.
 HOW IT SHOWS: only under concurrency: block=True, pool full, thread B waits in
-get_conn(timeout=None); close() returns, yet B never raises ClosedPoolError (with a
-timeout it raises only at the end of it).
+get_conn(timeout=None); close() returns, yet B keeps waiting until some later put_conn
+happens to notify (with a timeout, until it runs out), and only then raises ClosedPoolError.
 HOW TO FIX IT: ``self._cond.notify_all()`` in close(), under the lock.
 Mirrors SQLAlchemy #2522: threads waiting on a disposed pool slept their whole timeout.
 """

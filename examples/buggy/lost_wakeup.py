@@ -5,7 +5,7 @@ list. When it frees a slot instead (``put_conn(None)``, a discarded connection, 
 connect), waiters keep sleeping although they could now connect.
 HOW IT SHOWS: only under concurrency: block=True, maxsize=1; thread A holds the connection,
 thread B waits in get_conn(timeout=2); A calls put_conn(None): B sleeps the whole 2 s
-before it notices the free slot (with timeout=None it sleeps for ever).
+before it notices the free slot (with timeout=None, until another call happens to notify).
 HOW TO FIX IT: notify on every path that frees a connection *or* a slot.
 """
 

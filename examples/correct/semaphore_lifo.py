@@ -84,10 +84,10 @@ class Pool:
             keep = conn is not None and not self._closed and len(self._idle) < self.maxsize
             if keep:
                 self._idle.append(conn)
-        self._release_permit()  # after the append: the next permit holder finds conn idle
         if conn is not None and not keep:
             with suppress(Exception):
                 conn.close()
+        self._release_permit()  # last: the next permit holder finds conn idle (or closed)
 
     def close(self) -> None:
         with self._lock:

@@ -96,8 +96,8 @@ def step(state: State, call: Call) -> State | Rejected:
     if len(state.idle) >= state.maxsize:
         return Rejected(
             "bound",
-            f"the pool kept connection {conn} although {len(state.idle)} connections "
-            f"were already idle (maxsize {state.maxsize})",
+            f"the pool kept connection {conn} although {len(state.idle)} idle "
+            f"connection(s) filled it (maxsize {state.maxsize})",
         )
     return replace(state, out=out, idle=state.idle | {conn})
 

@@ -10,6 +10,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from stress.argtypes import positive_float as _positive_float
+from stress.argtypes import positive_int as _positive
+from stress.argtypes import seed as _seed
+from stress.argtypes import thread_count
 from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks, run_checks
 from stress.concurrent import StressRun, stress_run
 from stress.linearize_command import add_linearize_parser
@@ -51,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     stress = sub.add_parser("stress", help="run real-thread rounds on a pool until told to stop")
     stress.add_argument("target", nargs="?", default=None,
                         help="path/to/file.py:Name or package.module:Name")
-    stress.add_argument("--threads", type=_positive, default=8)
+    stress.add_argument("--threads", type=thread_count, default=8)
     stress.add_argument("--ops", type=_positive, default=30,
                         help="operations per thread and round (default 30)")
     stress.add_argument("--seconds", type=_positive_float, default=60.0)
@@ -64,33 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     stress.set_defaults(run=_stress)
     add_linearize_parser(sub)
     return parser
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}: {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _seed(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
-    return value
 
 
 def _stress(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ connections? does close() close everything?). It records facts only; ``judges`` 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import threading
@@ -275,10 +276,9 @@ def run_round(target: Target, spec: RoundSpec, watchdog: Watchdog) -> RoundResul
         stalled = _watch(threads, recorder)
     result.last_ops = {w.index: w.done[-6:] for w in workers}
     if stalled:
-        result.stall = _diagnose(pool, spec, threads, workers, recorder, watchdog)
-        closer_of_last_resort = _Worker(-1, pool, [], recorder, factory, random.Random(0))
-        if not _release_by_closing(closer_of_last_resort, threads, recorder, watchdog,
-                                   target.has_close):
+        probe = _Worker(-1, pool, [], recorder, factory, random.Random(0))
+        result.stall = _diagnose(probe, spec, threads, workers, recorder, watchdog)
+        if not _release_by_closing(probe, threads, recorder, watchdog, target.has_close):
             return result
     _probe_and_close(pool, spec, factory, recorder, watchdog, result)
     return result
@@ -309,7 +309,7 @@ def _watch(threads: list[threading.Thread], recorder: Recorder) -> bool:
     return False
 
 
-def _diagnose(pool: Any, spec: RoundSpec, threads: list[threading.Thread],
+def _diagnose(probe: _Worker, spec: RoundSpec, threads: list[threading.Thread],
               workers: list[_Worker], recorder: Recorder, watchdog: Watchdog) -> Stall:
     """Name what the stuck threads show, most specific first."""
     frames = sys._current_frames()
@@ -339,14 +339,20 @@ def _diagnose(pool: Any, spec: RoundSpec, threads: list[threading.Thread],
         # Every stuck thread waits in get_conn and nobody holds a connection: the pool
         # has what they need, unless it lost it. Ask it once more, from here.
         try:
-            watchdog.call(lambda: pool.get_conn(timeout=0), 2.0, "get_conn(timeout=0)")
-            return Stall("wakeup", f"threads {stuck} wait in get_conn(timeout=None) for "
-                         f"{STALL:g} s although no connection is checked out, and a new "
-                         f"get_conn(timeout=0) is served at once: a wakeup was lost\n{stacks}")
+            watchdog.call(lambda: probe._get(0.0), 2.0, "get_conn(timeout=0)")
         except Hung:
             pass
-        except BaseException as exc:
-            if "EmptyPoolError" in {k.__name__ for k in type(exc).__mro__}:
+        else:
+            served = bool(probe.held)
+            asked = [c for c in recorder.log.calls if c.thread == probe.index][-1]
+            with contextlib.suppress(Hung):  # give it back, recorded like any return
+                watchdog.call(lambda: probe._return_all(1.0), 2.0, "put_conn")
+            if served:
+                return Stall("wakeup", f"threads {stuck} wait in get_conn(timeout=None) "
+                             f"for {STALL:g} s although no connection is checked out, and a "
+                             f"new get_conn(timeout=0) is served at once: a wakeup was lost"
+                             f"\n{stacks}")
+            if asked.outcome == "EmptyPoolError":
                 return Stall("capacity", f"threads {stuck} wait in get_conn(timeout=None) "
                              "for ever: no connection is checked out, yet the pool says it is "
                              f"full (slots were lost)\n{stacks}")

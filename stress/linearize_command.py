@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stress.argtypes import positive_int
 from stress.history import HistoryError, load_history
 from stress.linearize import DEFAULT_BUDGET, LINEARIZABLE, NOT_LINEARIZABLE, check
 from stress.linearize_report import format_report, write_html
@@ -58,18 +59,8 @@ def add_linearize_parser(
     parser.add_argument("history", help="the history file (JSON Lines)")
     parser.add_argument("--html", metavar="PATH", default=None,
                         help="also write a timeline page to PATH")
-    parser.add_argument("--budget", metavar="N", type=_positive, default=None,
+    parser.add_argument("--budget", metavar="N", type=positive_int, default=None,
                         help=f"give up (undecided) after N model steps "
                              f"(default {DEFAULT_BUDGET:,})")
     parser.set_defaults(run=lambda args: run_linearize(args.history, args.html, args.budget))
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value

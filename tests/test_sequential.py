@@ -64,7 +64,7 @@ class HangsOnSecondGet(Pool):
 
 
 def test_hang_is_reported_once_with_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sequential, "CALL_LIMIT", 0.3)
+    monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
     sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
     results = {r.invariant: r for r in run_checks(Target.of(HangsOnSecondGet), QUICK, 3,
                                                   only=sequential_only)}

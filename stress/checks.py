@@ -46,7 +46,7 @@ SEQUENTIAL_INVARIANTS = [
 ]
 STRESS_INVARIANTS = [
     "deadlock-free", "errors", "bound", "exclusive", "no-leak", "capacity", "closed", "timeout",
-    "wakeup",
+    "wakeup", "linearizable",
 ]
 
 

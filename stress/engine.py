@@ -212,7 +212,10 @@ class _Worker:
             self.recorder.end(record, type(exc).__name__, error=_trace(exc))
             self.done[-1] += f" -> {type(exc).__name__}"
             return
-        kept = None if conn is None or op != "put" else not conn.closed
+        # Kept unless the *pool* closed it: by now another thread may have got it from
+        # the pool and closed it as broken, which proves it was kept.
+        kept = None if conn is None or op != "put" else (
+            not conn.closed or conn.closed_by_caller)
         self.recorder.end(record, "ok", kept=kept)
         if kept is not None:
             self.done[-1] += " -> kept it" if kept else " -> closed it"

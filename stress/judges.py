@@ -10,13 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stress import linearize
 from stress.engine import RoundResult
+from stress.history import Event, History, HistoryError
+from stress.history import Pool as HistoryPool
+from stress.linearize_report import format_report
 from stress.recording import CallRecord, Log
 
 EARLY_SLACK = 0.001  # clocks round: EmptyPoolError this close to its timeout is on time
 LATE_SLACK = 1.0  # ... and this long after it is late, even on a loaded machine
 GRACE = 0.5  # a connection idle (or a slot free) this long, while a caller waits, is lost
 NEVER = float("inf")
+LINEARIZE_BUDGET = 200_000  # model steps per round: a round is a few hundred calls
 
 
 @dataclass(frozen=True)
@@ -219,8 +224,40 @@ def judge_stall(r: RoundResult) -> list[Finding]:
     return [Finding(r.stall.invariant, r.stall.message)] if r.stall else []
 
 
+def history_of(r: RoundResult) -> History | None:
+    """The round as a contract history (section 5); None if a call broke the contract's
+    vocabulary (a foreign object, an unexpected error: `errors` judges those)."""
+    events = []
+    for c in r.log.calls:
+        if c.op == "use":
+            continue
+        if c.error is not None:
+            return None
+        events.append(Event(
+            thread=c.thread, op="put" if c.op == "discard" else c.op,  # type: ignore[arg-type]
+            call=c.call, ret=c.ret, outcome="pending" if c.ret is None else c.outcome,
+            conn=c.conn if c.op != "get" or c.outcome == "ok" else None,
+            kept=bool(c.kept) and c.ret is not None, discard=c.op == "discard"))
+    return History(HistoryPool(r.spec.maxsize, r.spec.block), tuple(events))
+
+
+def judge_linearizable(r: RoundResult) -> list[Finding]:
+    """Some order of the calls, consistent with real time, that the model accepts."""
+    history = history_of(r) if r.stall is None else None  # a stall is judged as such
+    if history is None:
+        return []
+    try:
+        result = linearize.check(history, LINEARIZE_BUDGET)
+    except HistoryError:
+        return []  # e.g. a probe that hung: not a history the contract can state
+    if result.verdict != linearize.NOT_LINEARIZABLE:
+        return []  # undecided is not a verdict
+    return [Finding("linearizable", format_report(history, result))]
+
+
 JUDGES: list[Judge] = [judge_errors, judge_exclusive, judge_bound, judge_timeout,
-                       judge_wakeup, judge_capacity, judge_closed, judge_no_leak, judge_stall]
+                       judge_wakeup, judge_capacity, judge_closed, judge_no_leak, judge_stall,
+                       judge_linearizable]
 
 
 def judge(r: RoundResult) -> list[Finding]:

@@ -96,6 +96,7 @@ class RecordingConnection:
         self.id = ident
         self.closed = False
         self.close_calls = 0
+        self.closed_by_caller = False  # the first close was a caller's, not the pool's
         self.user: int | None = None  # thread inside use(), if any
         self._recorder = recorder
         self._jitter = jitter
@@ -108,6 +109,8 @@ class RecordingConnection:
         self._close(by_caller=True)
 
     def _close(self, by_caller: bool) -> None:
+        if not self.closed:
+            self.closed_by_caller = by_caller
         self.close_calls += 1
         if self._recorder is not None:
             self._recorder.closed(self.id, by_caller)

@@ -1,20 +1,19 @@
-"""Correct pool: a Semaphore of permits for block=True, and a LIFO list of idle connections.
+"""Buggy pool: a Semaphore of permits for block=True, and a LIFO list of idle connections.
 
-DESIGN: with block=True, a caller must hold one of ``maxsize`` permits from the time
-get_conn succeeds until it calls put_conn; a lock guards the idle list and the closed flag.
-get_conn takes a permit (``acquire(timeout=...)`` does the waiting and the timing), then
-reuses the newest idle connection, or connects outside the lock if none is idle.
-WHY IT IS CORRECT:
-- bound: a connection is created only when nothing is idle, so every existing connection
-  is checked out by a permit holder or idle; creating never makes more than ``maxsize``.
-- capacity: every exit gives the permit back: put_conn, put_conn(None), and a factory that
-  raises anything (``except BaseException``).
-- timeout/wakeup: Semaphore.acquire waits on a monotonic deadline and wakes as soon as a
-  permit is released.
-- closed: a semaphore waiter cannot be interrupted, so close() releases one extra permit;
-  the waiter that gets it sees the pool closed, releases the permit again (waking the next
-  waiter) and raises ClosedPoolError: a relay that reaches every waiter at once.
-  (Hence a plain Semaphore: a BoundedSemaphore would refuse the extra release.)
+WHAT IS WRONG: a permit is not a connection. A waiter that takes the permit released by
+``put_conn(#8)`` does not take #8 itself: it pops whatever is newest when it gets to the
+list, perhaps #7 returned a moment later. Meanwhile a third caller with ``timeout=0``
+finds no permit and raises EmptyPoolError although #8 sits idle, and #8 stays idle after.
+Every invariant of section 3 holds (at most maxsize exist, no slot is lost, close()
+relays a wake-up to every waiter); only the order of events is impossible.
+HOW IT SHOWS: only under concurrency, and only in the history: no order of the calls
+that respects real time explains an EmptyPoolError while a connection was idle and no
+call in progress could take it. The linearizability check rejects it; the per-invariant
+judges, which look at one property at a time, do not.
+HOW TO FIX IT: decide "a connection, a new slot, or wait" in one critical section under
+one lock (a Condition), as the bundled pool does; or make the permit carry the
+connection (a queue of connections and placeholders, as in
+``examples/correct/queue_placeholders.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
+
+EXPECTED_INVARIANT = "linearizable"
 
 
 class ClosedPoolError(Exception):

@@ -160,6 +160,10 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
     return result("passed", "no violation found")
 
 
+# Typed here: older Hypothesis releases leave it untyped, newer ones type it.
+run_machine: Callable[..., None] = run_state_machine_as_test
+
+
 def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile: Profile,
                  seed: int, session: Session, watchdog: Watchdog) -> str | None:
     machine = hypothesis_seed(seed)(
@@ -178,7 +182,7 @@ def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile:
     )
     try:
         with with_reporter(lambda text: None):  # the report is ours to write
-            run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call]
+            run_machine(machine, settings=config)
     except Violation as v:
         # raised by the replay of the shrunk program: its trail is the smallest program
         return v.message

@@ -2,7 +2,9 @@
 
 Every buggy pool must be reported with its expected invariant, and the bundled pool and
 every correct alternative must pass, for each seed. Runs in fresh processes (a hung pool
-leaves threads behind), two at a time by default.
+leaves threads behind), two at a time by default. Prints two tables: the verdicts, and
+per buggy pool the median time to detection of each strategy (sequential: how long its
+check ran until it failed; stress: how long the rounds ran until the first violation).
 
     python bench/sweep.py [--seeds 20] [--jobs 2] [--json results/sweep.json]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -46,8 +49,10 @@ def run_one(spec: str, expected: str | None, seed: int) -> dict[str, object]:
     failed = sorted({r.invariant for r in results if r.status == "failed"})
     not_passed = sorted(r.name for r in results if r.status != "passed")
     ok = expected in failed if expected else not not_passed
+    detected = {r.name.split("/")[0]: r.seconds for r in results
+                if r.invariant == expected and r.status == "failed"}
     return {"target": spec, "expected": expected, "seed": seed, "ok": ok,
-            "failed": failed, "not_passed": not_passed,
+            "failed": failed, "not_passed": not_passed, "detected": detected,
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -77,6 +82,19 @@ def main() -> int:
         good = sum(bool(r["ok"]) for r in mine)
         slowest = max(float(str(r["seconds"])) for r in mine)
         print(f"| `{spec}` | {exp or '(correct)'} | {good}/{len(mine)} | {slowest:.0f} |")
+    print("\n| buggy pool | invariant | sequential: caught, median s | "
+          "stress: caught, median s |\n|---|---|---|---|")
+    for spec, exp in targets():
+        if exp is None:
+            continue
+        mine = [r for r in rows if r["target"] == spec]
+        cells = []
+        for strategy in ("sequential", "stress"):
+            times = [float(r["detected"][strategy]) for r in mine  # type: ignore[index]
+                     if strategy in r["detected"]]  # type: ignore[operator]
+            median = f", {statistics.median(times):.1f} s" if times else ""
+            cells.append(f"{len(times)}/{len(mine)}{median}")
+        print(f"| `{Path(spec.split(':')[0]).stem}` | {exp} | {cells[0]} | {cells[1]} |")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

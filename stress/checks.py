@@ -116,18 +116,20 @@ def run_stress_checks(target: Target, profile: Profile, seed: int,
     results = []
     for check in checks:
         reproduce = reproduce_command(target.spec, check.name, seed, profile.name)
+        detected = 0.0
         if check.needs_close and not target.has_close:
             status: Status = "failed"
             message = "not implemented: the pool has no close() method"
         elif check.invariant in run.failures:
             status, message = "failed", run.failures[check.invariant]
+            detected = run.found_at[check.invariant]
         elif run.stalled and check.invariant != "deadlock-free":
             status, message = "error", "not completed: the pool hangs (see deadlock-free)"
         else:
             status, message = "passed", (f"no violation in {run.rounds} rounds "
                                          f"({run.calls} calls, 8 threads)")
         results.append(CheckResult(check.name, check.invariant, status, message, reproduce,
-                                   seconds))
+                                   detected if status == "failed" else seconds))
     return results
 
 

@@ -23,6 +23,7 @@ class StressRun:
     calls: int = 0
     stalled: bool = False
     failures: dict[str, str] = field(default_factory=dict)  # invariant -> report
+    found_at: dict[str, float] = field(default_factory=dict)  # invariant -> seconds to find
 
 
 def round_seed(seed: int, index: int) -> int:
@@ -56,6 +57,8 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
                 result.stall is not None and result.stall.invariant == "deadlock-free")
             for finding in judge(result):
                 if finding.invariant in wanted and finding.invariant not in run.failures:
+                    run.found_at[finding.invariant] = round(
+                        seconds - (deadline - time.monotonic()), 3)
                     smaller = None if result.stall else _shrink(
                         target, spec, finding, watchdog, shrink_seconds)
                     run.failures[finding.invariant] = _report(target, result, finding, smaller)

@@ -85,6 +85,7 @@ class RoundResult:
     last_ops: dict[int, list[str]]
     stall: Stall | None = None
     probe_empty: str | None = None  # capacity probe refused although every slot was free
+    capacity_intact: bool = False  # the capacity probe ran and got maxsize connections
     left_open: list[int] = field(default_factory=list)  # after close() and every return
     closed_get: str | None = None  # what get_conn did on the closed pool, if wrong
     has_close: bool = True
@@ -341,6 +342,7 @@ def _diagnose(probe: _Worker, spec: RoundSpec, threads: list[threading.Thread],
     if spec.block and waits and len(waits) == len(stuck) and not any(w.held for w in workers):
         # Every stuck thread waits in get_conn and nobody holds a connection: the pool
         # has what they need, unless it lost it. Ask it once more, from here.
+        probe.factory.fail_next = 0  # an armed fault would answer for the pool
         try:
             watchdog.call(lambda: probe._get(0.0), 2.0, "get_conn(timeout=0)")
         except Hung:
@@ -381,6 +383,7 @@ def _probe_and_close(pool: Any, spec: RoundSpec, factory: RecordingFactory,
             if not call(lambda: probe._get(PROBE_TIMEOUT), "get_conn (capacity probe)"):
                 return
         got = len(probe.held)
+        result.capacity_intact = got == spec.maxsize
         if got < spec.maxsize:
             result.probe_empty = (
                 f"with every connection returned, the pool handed out only {got} of "

@@ -168,6 +168,8 @@ def judge_wakeup(r: RoundResult) -> list[Finding]:
                     f"thread {w.thread} waited {w.ret - w.call:.2f} s and got EmptyPoolError "
                     f"although connection #{conn} sat idle in the pool for {overlap:.2f} s "
                     "of that wait"))]
+        if not r.capacity_intact:
+            continue  # from outside, a lost slot looks free: only the probe tells them apart
         run_from: float | None = None
         for t in (t for t in stamps if w.call <= t <= w.ret):
             if free_slots(r.log, r.spec.maxsize, t, w) <= 0:

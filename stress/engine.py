@@ -29,6 +29,7 @@ from stress.recording import (
     Recorder,
     RecordingConnection,
     RecordingFactory,
+    contract_error,
 )
 from stress.watchdog import Hung, Watchdog, in_timed_wait
 
@@ -123,16 +124,6 @@ def provoked_races() -> Iterator[None]:
         sys.setswitchinterval(old)
 
 
-def error_name(exc: BaseException, factory: RecordingFactory) -> str | None:
-    if factory.injected(exc):
-        return type(exc).__name__
-    names = {k.__name__ for k in type(exc).__mro__}
-    for name in ("ClosedPoolError", "EmptyPoolError"):
-        if name in names:
-            return name
-    return None
-
-
 class _Worker:
     def __init__(self, index: int, pool: Any, program: list[Step], recorder: Recorder,
                  factory: RecordingFactory, rng: random.Random) -> None:
@@ -170,7 +161,7 @@ class _Worker:
         try:
             conn = self.pool.get_conn(timeout=timeout)
         except BaseException as exc:
-            name = error_name(exc, self.factory)
+            name = contract_error(exc, self.factory)
             self.recorder.end(record, name or type(exc).__name__,
                               error=None if name else _trace(exc))
             self.done[-1] += f" -> {type(exc).__name__}"

@@ -91,15 +91,13 @@ class Recorder:
 class RecordingConnection:
     """A fake connection that knows whether it is closed and who is using it."""
 
-    def __init__(self, ident: int, recorder: Recorder | None = None,
-                 jitter: random.Random | None = None) -> None:
+    def __init__(self, ident: int, recorder: Recorder | None = None) -> None:
         self.id = ident
         self.closed = False
         self.close_calls = 0
         self.closed_by_caller = False  # the first close was a caller's, not the pool's
         self.user: int | None = None  # thread inside use(), if any
         self._recorder = recorder
-        self._jitter = jitter
 
     def close(self) -> None:
         self._close(by_caller=False)
@@ -167,3 +165,18 @@ class RecordingFactory:
     def open_connections(self) -> list[RecordingConnection]:
         with self._lock:
             return [c for c in self.created if not c.closed]
+
+
+def contract_error(exc: BaseException, factory: RecordingFactory) -> str | None:
+    """The contract's name for what a pool raised, or None if it may not raise it.
+
+    Errors are recognised by class name anywhere in the MRO (the contract, section 1), and
+    what the factory raised must come through unchanged: the very same object.
+    """
+    if factory.injected(exc):
+        return type(exc).__name__
+    names = {k.__name__ for k in type(exc).__mro__}
+    for name in ("ClosedPoolError", "EmptyPoolError"):
+        if name in names:
+            return name
+    return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -19,7 +19,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import model
 from stress.loading import Target
-from stress.recording import ConnectFailed, Interrupted, RecordingConnection, RecordingFactory
+from stress.recording import (
+    ConnectFailed,
+    Interrupted,
+    RecordingConnection,
+    RecordingFactory,
+    contract_error,
+)
 from stress.watchdog import Hung, Watchdog
 
 CALL_LIMIT = 2.0  # seconds a call on fake connections may take before it counts as hung
@@ -51,18 +57,6 @@ class Session:
     """What one `poolcheck check` run learns across checks."""
 
     hang: HangReport | None = None
-    elsewhere: dict[str, str] = field(default_factory=dict)  # invariant -> first message
-
-
-def error_kind(exc: BaseException, factory: RecordingFactory) -> str | None:
-    """The contract's name for an error, or None if the pool may not raise it."""
-    if factory.injected(exc):
-        return type(exc).__name__
-    names = {k.__name__ for k in type(exc).__mro__}
-    for name in (model.CLOSED, model.EMPTY):
-        if name in names:
-            return name
-    return None
 
 
 def machine_for(target: Target, maxsize: int, block: bool, focus: str,
@@ -108,7 +102,6 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             if focus in (invariant, ANY):
                 self.derailed = True  # teardown must not pile a second failure on this one
                 raise Violation(invariant, message + self._trail())
-            session.elsewhere.setdefault(invariant, message)
             self.derailed = True
             raise _Derailed()
 
@@ -142,7 +135,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 raise
             except BaseException as exc:
                 elapsed = time.monotonic() - started
-                kind = error_kind(exc, self.factory)
+                kind = contract_error(exc, self.factory)
                 self._note(type(exc).__name__)
                 if kind is None:
                     self._violated("errors", f"get_conn raised {type(exc).__name__}: {exc}")

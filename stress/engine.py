@@ -40,6 +40,8 @@ WAIT_TIMEOUTS_BLOCK = [None, 0.0, 0.02, 1.0]
 WAIT_TIMEOUTS_NONBLOCK = [None, 0.0]
 SHORT_WAITS = [0.0, 0.02]
 PROBE_TIMEOUT = 0.2
+WAKEUP_WAIT = 1.0  # the waiter of the wake-up probe: more than judges.GRACE, with room
+WAKEUP_SETTLE = 0.05
 YIELD_PER_LINE = 0.1
 
 
@@ -92,6 +94,15 @@ class RoundResult:
     has_close: bool = True
     construct_error: str | None = None
 
+
+class _OpenBarrier:
+    """A barrier for one thread: it never waits."""
+
+    def wait(self) -> int:
+        return 0
+
+
+_OPEN_BARRIER: Any = _OpenBarrier()
 
 # A program is a list of steps: (kind, argument)
 Step = tuple[str, Any]
@@ -182,7 +193,8 @@ class _Worker:
                 self.recorder.end(record, "ok", error=f"thread {intruder} was using "
                                   f"connection #{conn.id} when thread {self.index} began to")
 
-    def _return_all(self, coin: float) -> None:
+    def _return_all(self, coin: float, one: bool = False) -> None:
+        """Give back what this thread holds (only one connection if ``one``)."""
         while self.held:
             conn = self.held.pop()
             if coin < 0.25:  # the caller found it broken: close, then give the slot back
@@ -191,6 +203,8 @@ class _Worker:
             else:
                 self._call("put", conn, lambda c=conn: self.pool.put_conn(c))
             coin = self.rng.random()
+            if one:
+                return
 
     def _close(self, _: object) -> None:
         self._call("close", None, self.pool.close)
@@ -379,6 +393,8 @@ def _probe_and_close(pool: Any, spec: RoundSpec, factory: RecordingFactory,
             result.probe_empty = (
                 f"with every connection returned, the pool handed out only {got} of "
                 f"maxsize={spec.maxsize} connections at once")
+        elif not _wakeup_probe(probe, recorder, factory, spec.seed, result):
+            return
         call(lambda: probe._return_all(1.0), "put_conn (capacity probe)")
     if not result.has_close:
         return
@@ -393,6 +409,32 @@ def _probe_and_close(pool: Any, spec: RoundSpec, factory: RecordingFactory,
             f" #{last.conn}" if last.conn else "")
         call(lambda: probe._return_all(1.0), "put_conn")
     result.left_open = sorted(c.id for c in factory.open_connections())
+
+
+def _wakeup_probe(probe: _Worker, recorder: Recorder, factory: RecordingFactory,
+                  seed: int, result: RoundResult) -> bool:
+    """The pool is full (the probe holds every connection): does one return wake a waiter?
+
+    A waiter blocks in get_conn(timeout=WAKEUP_WAIT); once it has had time to block, the
+    probe frees a slot (a broken connection: close, put_conn(None)) or returns a
+    connection, as the seed picks. A correct pool serves the waiter at once; one that loses
+    the wake-up lets it time out with a slot or a connection free, which judge_wakeup
+    sees in the stamps. If the waiter was not blocked yet, it simply finds what is free:
+    no false alarm, just no test. False if the waiter hung (the round is then a stall).
+    """
+    waiter = _Worker(-2, probe.pool, [("get", WAKEUP_WAIT)], recorder, factory,
+                     random.Random(seed))
+    thread = threading.Thread(target=waiter.run, args=(_OPEN_BARRIER, frozenset()),
+                              daemon=True, name="poolcheck-waiter")
+    thread.start()
+    threading.Event().wait(WAKEUP_SETTLE)  # time to block; too short only weakens the test
+    probe._return_all(0.0 if random.Random(seed).random() < 0.5 else 1.0, one=True)
+    thread.join(WAKEUP_WAIT + STALL)
+    if thread.is_alive():
+        result.stall = Stall("deadlock-free", "a get_conn waiting for a returned connection "
+                             f"did not return within {WAKEUP_WAIT + STALL:g} s")
+        return False
+    return True
 
 
 def _guarded_call(watchdog: Watchdog, result: RoundResult) -> Any:

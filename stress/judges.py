@@ -148,40 +148,62 @@ def free_slots(log: Log, maxsize: int, t: float, waiter: CallRecord) -> int:
 
 
 def judge_wakeup(r: RoundResult) -> list[Finding]:
-    """EmptyPoolError although a connection or a slot was free for GRACE s of the wait."""
-    if not r.spec.block or r.probe_empty:
-        return []  # a lost slot explains the wait: that is capacity, judged elsewhere
+    """A waiting get_conn not served although a connection or a slot was free for GRACE s.
+
+    Served late counts as well as not served: a pool that rechecks only when its timeout
+    runs out returns a connection then, a second after it could have.
+    """
+    if not r.spec.block:
+        return []
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
-    waiters = [w for w in _ops(r.log, "get") if w.outcome == "EmptyPoolError"
+    waiters = [w for w in _ops(r.log, "get") if w.outcome in ("ok", "EmptyPoolError")
                and w.ret is not None and w.ret - w.call >= GRACE and w.ret < first_close]
     if not waiters:
         return []
     spans = idle_spans(r.log)
+    puts = [p for p in _ops(r.log, "put") if p.kept and p.ret is not None]
     stamps = sorted({c.call for c in r.log.calls} | {c.ret for c in r.log.calls if c.ret}
                     | set(r.log.created.values()) | set(r.log.closed.values()))
     for w in waiters:
         assert w.ret is not None
-        for a, b, conn in spans:
-            overlap = min(b, w.ret) - max(a, w.call)
-            if overlap >= GRACE:
-                return [Finding("wakeup", (
-                    f"thread {w.thread} waited {w.ret - w.call:.2f} s and got EmptyPoolError "
-                    f"although connection #{conn} sat idle in the pool for {overlap:.2f} s "
-                    "of that wait"))]
-        if not r.capacity_intact:
-            continue  # from outside, a lost slot looks free: only the probe tells them apart
-        run_from: float | None = None
-        for t in (t for t in stamps if w.call <= t <= w.ret):
-            if free_slots(r.log, r.spec.maxsize, t, w) <= 0:
-                run_from = None
-                continue
-            run_from = t if run_from is None else run_from
-            if t - run_from >= GRACE:
-                return [Finding("wakeup", (
-                    f"thread {w.thread} waited {w.ret - w.call:.2f} s and got "
-                    f"EmptyPoolError although a slot was free for {t - run_from:.2f} s "
-                    "of that wait"))]
+        late = _idle_while_waiting(w, spans, puts)
+        if late is None and r.capacity_intact:  # from outside, a lost slot looks free
+            late = _slot_free_while_waiting(w, r.log, r.spec.maxsize, stamps)
+        if late is not None:
+            result = "EmptyPoolError" if w.outcome == "EmptyPoolError" else (
+                f"connection #{w.conn} only then")
+            return [Finding("wakeup", f"thread {w.thread} waited {w.ret - w.call:.2f} s in "
+                            f"get_conn and got {result}, although {late}")]
     return []
+
+
+def _idle_while_waiting(w: CallRecord, spans: list[tuple[float, float, int]],
+                        puts: list[CallRecord]) -> str | None:
+    assert w.ret is not None
+    if w.outcome == "ok":  # the connection it got: back in the pool long before it got it
+        back = [p.ret for p in puts if p.conn == w.conn and p.ret is not None
+                and p.ret <= w.ret]
+        if back and w.ret - max(max(back), w.call) >= GRACE:
+            return (f"#{w.conn} had been back in the pool for "
+                    f"{w.ret - max(max(back), w.call):.2f} s of that wait")
+        return None
+    for a, b, conn in spans:
+        overlap = min(b, w.ret) - max(a, w.call)
+        if overlap >= GRACE:
+            return f"connection #{conn} sat idle in the pool for {overlap:.2f} s of that wait"
+    return None
+
+
+def _slot_free_while_waiting(w: CallRecord, log: Log, maxsize: int,
+                             stamps: list[float]) -> str | None:
+    assert w.ret is not None
+    run_from: float | None = None  # since when a slot has been free
+    for t in [*(t for t in stamps if w.call <= t < w.ret), w.ret]:
+        if run_from is not None and t - run_from >= GRACE:  # free until at least t
+            return f"a slot was free for {t - run_from:.2f} s of that wait"
+        free = t < w.ret and free_slots(log, maxsize, t, w) > 0
+        run_from = (run_from if run_from is not None else t) if free else None
+    return None
 
 
 def judge_capacity(r: RoundResult) -> list[Finding]:

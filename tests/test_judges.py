@@ -126,3 +126,20 @@ def test_handing_out_a_connection_the_caller_closed() -> None:
              get(1, 1, 0.4, 0.5)]
     r = round_of(calls, created={1: 0.05}, closed={1: 0.29})
     assert "closed" in names(judge(r))
+
+
+def test_wakeup_served_late() -> None:
+    # the waiter got a new connection a second after a slot was freed: not served promptly
+    late = round_of([get(0, 1, 0.0, 0.1), get(1, 2, 0.2, 1.2, timeout=1.0),
+                     CallRecord(0, "discard", 1, None, 0.3, 0.31, "ok")],
+                    created={1: 0.05, 2: 1.19}, closed={1: 0.29})
+    late.log.closed_by_caller.add(1)
+    late.capacity_intact = True
+    assert names(judge_wakeup(late)) == ["wakeup"]
+    # ... or the very connection returned long before it got it
+    reused = round_of([get(0, 1, 0.0, 0.1), get(1, 1, 0.2, 1.2, timeout=1.0),
+                       put(0, 1, 0.3, 0.31)], created={1: 0.05})
+    assert names(judge_wakeup(reused)) == ["wakeup"]
+    prompt = round_of([get(0, 1, 0.0, 0.1), get(1, 1, 0.2, 0.9, timeout=1.0),
+                       put(0, 1, 0.85, 0.86)], created={1: 0.05})
+    assert judge_wakeup(prompt) == []

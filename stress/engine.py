@@ -288,9 +288,22 @@ def run_round(target: Target, spec: RoundSpec, watchdog: Watchdog) -> RoundResul
         probe = _Worker(-1, pool, [], recorder, factory, random.Random(0))
         result.stall = _diagnose(probe, spec, threads, workers, recorder, watchdog)
         if not _release_by_closing(probe, threads, recorder, watchdog, target.has_close):
+            settle_kept(recorder.log)
             return result
     _probe_and_close(pool, spec, factory, recorder, watchdog, result)
+    settle_kept(recorder.log)
     return result
+
+
+def settle_kept(log: Log) -> None:
+    """A put that saw its connection closed on return may still have kept it: another
+    thread can get it, and the pool close it again, before the first put returns. A later
+    get_conn that handed the connection out proves it was kept."""
+    for put in log.calls:
+        if put.op == "put" and put.kept is False and any(
+                g.op == "get" and g.conn == put.conn and g.ret is not None and g.ret > put.call
+                for g in log.calls):
+            put.kept = True
 
 
 def _release_by_closing(closer: _Worker, threads: list[threading.Thread],

@@ -6,7 +6,7 @@ produces when another thread runs between two stamps.
 
 from __future__ import annotations
 
-from stress.engine import RoundResult, RoundSpec
+from stress.engine import RoundResult, RoundSpec, settle_kept
 from stress.judges import (
     GRACE,
     Finding,
@@ -15,6 +15,7 @@ from stress.judges import (
     judge_closed,
     judge_errors,
     judge_exclusive,
+    judge_linearizable,
     judge_timeout,
     judge_wakeup,
 )
@@ -143,3 +144,14 @@ def test_wakeup_served_late() -> None:
     prompt = round_of([get(0, 1, 0.0, 0.1), get(1, 1, 0.2, 0.9, timeout=1.0),
                        put(0, 1, 0.85, 0.86)], created={1: 0.05})
     assert judge_wakeup(prompt) == []
+
+
+def test_a_put_proved_kept_by_a_later_get() -> None:
+    # thread 0's put of #1 returns only after thread 1 got #1 and the pool closed it on
+    # thread 1's own return: #1 was kept, though it is closed when thread 0 looks
+    log = Log(created={1: 0.01}, closed={1: 0.5}, calls=[
+        get(0, 1, 0.0, 0.1), put(0, 1, 0.2, 0.6, kept=False), get(1, 1, 0.3, 0.4),
+        put(1, 1, 0.45, 0.55, kept=False)])
+    settle_kept(log)
+    assert [c.kept for c in log.calls if c.op == "put"] == [True, False]
+    assert judge_linearizable(RoundResult(spec(1, False), log, {})) == []

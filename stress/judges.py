@@ -112,17 +112,25 @@ def judge_bound(r: RoundResult) -> list[Finding]:
     return []
 
 
+def timing_fault(timeout: float | None, took: float) -> str | None:
+    """What is wrong with an EmptyPoolError that came after ``took`` s, if anything.
+
+    Shared by the sequential machine and the stress judge: one rule, one slack.
+    """
+    wanted = timeout or 0.0
+    if took < wanted - EARLY_SLACK:
+        return f"EmptyPoolError after {took:.4f} s, before the {wanted} s timeout"
+    if took > wanted + max(LATE_SLACK, wanted):
+        return f"EmptyPoolError after {took:.2f} s, long after the {wanted} s timeout"
+    return None
+
+
 def judge_timeout(r: RoundResult) -> list[Finding]:
     for c in _ops(r.log, "get"):
-        if c.outcome != "EmptyPoolError" or c.ret is None:
-            continue
-        wanted, took = c.timeout or 0.0, c.ret - c.call
-        if took < wanted - EARLY_SLACK:
-            return [Finding("timeout", f"thread {c.thread}: EmptyPoolError after {took:.4f} s "
-                            f"with timeout={wanted}")]
-        if took > wanted + max(LATE_SLACK, wanted):
-            return [Finding("timeout", f"thread {c.thread}: EmptyPoolError after {took:.2f} s "
-                            f"with timeout={wanted}")]
+        if c.outcome == "EmptyPoolError" and c.ret is not None:
+            fault = timing_fault(c.timeout, c.ret - c.call)
+            if fault:
+                return [Finding("timeout", f"thread {c.thread}: {fault}")]
     return []
 
 

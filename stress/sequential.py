@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import model
+from stress.judges import timing_fault
 from stress.loading import Target
 from stress.recording import (
     ConnectFailed,
@@ -29,8 +30,6 @@ from stress.recording import (
 from stress.watchdog import Hung, Watchdog
 
 CALL_LIMIT = 2.0  # seconds a call on fake connections may take before it counts as hung
-EARLY_SLACK = 0.001  # clocks round; EmptyPoolError this close to the timeout is on time
-LATE_SLACK = 1.0  # EmptyPoolError this much after the timeout is late, even on a loaded box
 SHORT_TIMEOUT = 0.005
 ANY = "*"  # focus on every invariant at once: the first violation fails the run
 
@@ -156,13 +155,9 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             self.held.append(conn)
 
         def _check_timing(self, timeout: float | None, elapsed: float) -> None:
-            wanted = timeout or 0.0
-            if elapsed < wanted - EARLY_SLACK:
-                self._violated("timeout", f"EmptyPoolError after {elapsed:.4f} s, "
-                                          f"before the {wanted} s timeout")
-            if elapsed > wanted + LATE_SLACK:
-                self._violated("timeout", f"EmptyPoolError after {elapsed:.3f} s, "
-                                          f"long after the {wanted} s timeout")
+            fault = timing_fault(timeout, elapsed)
+            if fault:
+                self._violated("timeout", fault)
 
         # block=True gets always carry a finite timeout: a pool that lost a slot then
         # raises EmptyPoolError (a capacity violation the model names) instead of hanging.

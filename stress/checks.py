@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
@@ -14,7 +14,10 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
+from stress import parallel
 from stress.concurrent import stress_run
+from stress.history import History
+from stress.judges import Evidence
 from stress.loading import Target
 from stress.sequential import Session, Violation, machine_for
 from stress.watchdog import Watchdog
@@ -29,14 +32,19 @@ class Profile:
     steps: int  # ... and steps per example
     stress_seconds: float  # real-thread rounds, for all stress checks together
     shrink_seconds: float  # re-running a failure smaller
+    parallel_seconds: float  # drawing parallel programs, over every configuration
+    parallel_runs: int  # runs of each parallel program (a race need not recur at once)
 
 
 PROFILES = {
-    "quick": Profile("quick", examples=25, steps=25, stress_seconds=10, shrink_seconds=4),
-    "ci": Profile("ci", examples=60, steps=40, stress_seconds=30, shrink_seconds=10),
+    "quick": Profile("quick", examples=25, steps=25, stress_seconds=10, shrink_seconds=4,
+                     parallel_seconds=4, parallel_runs=10),
+    "ci": Profile("ci", examples=60, steps=40, stress_seconds=30, shrink_seconds=10,
+                  parallel_seconds=12, parallel_runs=10),
     "thorough": Profile("thorough", examples=300, steps=60, stress_seconds=180,
-                        shrink_seconds=30),
+                        shrink_seconds=30, parallel_seconds=60, parallel_runs=20),
 }
+PARALLEL_EXAMPLES = 100_000  # the time budget ends the search, not a count
 
 # (maxsize, block): both modes, and sizes where "one more" and "one fewer" differ
 CONFIGS = [(1, False), (2, False), (1, True), (2, True), (3, True)]
@@ -58,9 +66,12 @@ class CheckResult:
     message: str
     reproduce: str
     seconds: float = 0.0
+    evidence: Evidence | None = None  # the failing history, for --html
 
     def as_json(self) -> dict[str, object]:
-        return asdict(self)
+        return {"name": self.name, "invariant": self.invariant, "status": self.status,
+                "message": self.message, "reproduce": self.reproduce,
+                "seconds": self.seconds}
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,15 @@ class Check:
     needs_close: bool = False
 
 
+PARALLEL = Check("parallel/linearizable", "linearizable")
+HistorySink = Callable[[str, History], None]  # (which check ran it, the history)
+
+
 def all_checks() -> list[Check]:
     return [Check(f"sequential/{inv}", inv, needs_close=inv == "closed")
             for inv in SEQUENTIAL_INVARIANTS] + [
-        Check(f"stress/{inv}", inv, needs_close=inv == "closed") for inv in STRESS_INVARIANTS]
+        Check(f"stress/{inv}", inv, needs_close=inv == "closed")
+        for inv in STRESS_INVARIANTS] + [PARALLEL]
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -86,7 +102,8 @@ def reproduce_command(target: str, check: str, seed: int, profile: str) -> str:
 
 
 def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | None = None,
-               progress: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+               progress: Callable[[CheckResult], None] | None = None,
+               record: HistorySink | None = None) -> list[CheckResult]:
     session = Session()
     results = []
     chosen = [c for c in all_checks() if not only or c.name in only]
@@ -99,23 +116,31 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
             progress(result)
     stress_checks = [c for c in chosen if c.name.startswith("stress/")]
     if stress_checks:
-        for result in run_stress_checks(target, profile, seed, stress_checks):
+        for result in run_stress_checks(target, profile, seed, stress_checks, record):
             results.append(result)
             if progress:
                 progress(result)
+    if PARALLEL in chosen:
+        result = run_parallel_check(target, profile, seed, record)
+        results.append(result)
+        if progress:
+            progress(result)
     return results
 
 
-def run_stress_checks(target: Target, profile: Profile, seed: int,
-                      checks: list[Check]) -> list[CheckResult]:
+def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[Check],
+                      record: HistorySink | None = None) -> list[CheckResult]:
     """Real-thread rounds for every stress check at once: one run, every judge."""
     started = time.monotonic()
     wanted = {c.invariant for c in checks}
-    run = stress_run(target, seed, wanted, profile.stress_seconds, profile.shrink_seconds)
+    only_mode = next(iter(target.modes)) if len(target.modes) == 1 else None
+    run = stress_run(target, seed, wanted, profile.stress_seconds, profile.shrink_seconds,
+                     block=only_mode,
+                     on_history=(lambda h: record("stress", h)) if record else None)
     seconds = round((time.monotonic() - started) / max(1, len(checks)), 3)
     results = []
     for check in checks:
-        reproduce = reproduce_command(target.spec, check.name, seed, profile.name)
+        reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
         detected = 0.0
         if check.needs_close and not target.has_close:
             status: Status = "failed"
@@ -129,13 +154,48 @@ def run_stress_checks(target: Target, profile: Profile, seed: int,
             status, message = "passed", (f"no violation in {run.rounds} rounds "
                                          f"({run.calls} calls, 8 threads)")
         results.append(CheckResult(check.name, check.invariant, status, message, reproduce,
-                                   detected if status == "failed" else seconds))
+                                   detected if status == "failed" else seconds,
+                                   run.evidence.get(check.invariant)))
     return results
+
+
+def run_parallel_check(target: Target, profile: Profile, seed: int,
+                       record: HistorySink | None = None) -> CheckResult:
+    """Parallel programs from Hypothesis on each configuration, until one fails."""
+    reproduce = reproduce_command(target.command_spec, PARALLEL.name, seed, profile.name)
+    started = time.monotonic()
+    found = parallel.Search(on_history=(lambda h: record("parallel", h)) if record else None)
+    with Watchdog() as watchdog:
+        configs = [c for c in parallel.CONFIGS if c[1] in target.modes]
+        share = profile.parallel_seconds / len(configs)
+        for i, (maxsize, block) in enumerate(configs):
+            parallel.search(target, maxsize, block,
+                            derive_seed(seed, PARALLEL.name, maxsize, block),
+                            PARALLEL_EXAMPLES, profile.parallel_runs,
+                            started + share * (i + 1), profile.shrink_seconds, found,
+                            watchdog)
+            if found.failure is not None or found.hang is not None:
+                break
+    seconds = round(time.monotonic() - started, 3)
+    if found.failure is not None:
+        assert found.failed_at is not None
+        return CheckResult(PARALLEL.name, PARALLEL.invariant, "failed",
+                           found.failure.report(), reproduce,
+                           round(found.failed_at - started, 3),
+                           (found.failure.history, found.failure.result))
+    if found.hang is not None:
+        return CheckResult(PARALLEL.name, PARALLEL.invariant, "error",
+                           f"not completed: the pool hangs (see deadlock-free)\n{found.hang}",
+                           reproduce, seconds)
+    return CheckResult(PARALLEL.name, PARALLEL.invariant, "passed",
+                       f"no violation in {found.programs} parallel programs "
+                       f"({found.runs} runs of 1 to {parallel.LANES + 1} threads)",
+                       reproduce, seconds)
 
 
 def _run_one(check: Check, target: Target, profile: Profile, seed: int,
              session: Session) -> CheckResult:
-    reproduce = reproduce_command(target.spec, check.name, seed, profile.name)
+    reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
 
     def result(status: Status, message: str) -> CheckResult:
         return CheckResult(check.name, check.invariant, status, message, reproduce)
@@ -143,7 +203,7 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
     if check.needs_close and not target.has_close:
         return result("failed", "not implemented: the pool has no close() method")
     with Watchdog() as watchdog:
-        for maxsize, block in CONFIGS:
+        for maxsize, block in (c for c in CONFIGS if c[1] in target.modes):
             if session.hang is not None:
                 break
             failure = _run_machine(target, maxsize, block, check.invariant, profile,

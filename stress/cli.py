@@ -10,14 +10,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from stress.adapters import ADAPTERS as ADAPTER_KINDS
 from stress.argtypes import positive_float as _positive_float
 from stress.argtypes import positive_int as _positive
 from stress.argtypes import seed as _seed
 from stress.argtypes import thread_count
 from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks, run_checks
 from stress.concurrent import StressRun, stress_run
+from stress.history import History, dump_history
 from stress.linearize_command import add_linearize_parser
-from stress.loading import LoadError, load
+from stress.linearize_report import write_html
+from stress.loading import LoadError, Target, load
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy"]
@@ -40,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("target", nargs="?", default=None,
                        help="path/to/file.py:Name or package.module:Name "
                             "(default: the bundled pool)")
-    check.add_argument("--adapter", choices=ADAPTERS, default="auto")
+    check.add_argument("--adapter", choices=ADAPTERS, default="auto",
+                       help="how to drive the pool: auto (native, else urllib3 style), "
+                            "native, urllib3, redis (default TARGET "
+                            "redis:BlockingConnectionPool) or sqlalchemy (default TARGET "
+                            "sqlalchemy.pool:QueuePool)")
     check.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     check.add_argument("--seed", type=_seed, default=None,
                        help="seed of the run (default: a new random one, printed)")
@@ -50,11 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     check.add_argument("--gradescope", type=Path, metavar="PATH",
                        help="write a Gradescope results.json")
+    check.add_argument("--record", type=Path, metavar="DIR",
+                       help="save every concurrent history the checks ran, one JSON Lines "
+                            "file each (the format `poolcheck linearize` reads), into DIR")
+    check.add_argument("--html", type=Path, metavar="PATH",
+                       help="draw a failing history as a self-contained timeline page")
     check.set_defaults(run=_check)
 
     stress = sub.add_parser("stress", help="run real-thread rounds on a pool until told to stop")
     stress.add_argument("target", nargs="?", default=None,
                         help="path/to/file.py:Name or package.module:Name")
+    stress.add_argument("--adapter", choices=ADAPTERS, default="auto")
     stress.add_argument("--threads", type=thread_count, default=8)
     stress.add_argument("--ops", type=_positive, default=30,
                         help="operations per thread and round (default 30)")
@@ -70,13 +83,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _target_spec(args: argparse.Namespace) -> str:
+    kind = ADAPTER_KINDS.get(args.adapter)
+    return args.target or (kind.default_target if kind and kind.default_target
+                           else "pool:Pool")
+
+
 def _stress(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
-    spec = args.target or "pool:Pool"
+    spec = _target_spec(args)
     try:
-        target = load(args.target)
+        target = load(spec, args.adapter)
     except LoadError as exc:
         print(f"poolcheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.block is not None and args.block not in target.modes:
+        print(f"poolcheck: error: {spec} cannot be checked with block={args.block}",
+              file=sys.stderr)
         return EXIT_USAGE
     print(f"poolcheck: stressing {spec} with {args.threads} threads for up to "
           f"{args.seconds:g} s (first round seed {seed})", file=sys.stderr)
@@ -93,7 +116,9 @@ def _stress(args: argparse.Namespace) -> int:
 
     run = stress_run(target, seed, set(STRESS_INVARIANTS), args.seconds, 10.0,
                      threads=args.threads, ops=args.ops, maxsize=args.maxsize,
-                     block=args.block, on_round=progress,
+                     block=args.block if args.block is not None else (
+                         True if target.modes == {True} else None),
+                     on_round=progress,
                      seeds=lambda i: (seed + i) % 2**32)
     for invariant, report in sorted(run.failures.items()):
         print(f"\nFAILED {invariant}\n{report}")
@@ -104,25 +129,69 @@ def _stress(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
-    spec = args.target or "pool:Pool"
-    if args.adapter not in ("auto", "native"):
-        return _usage_error(args, spec, seed,
-                            f"--adapter {args.adapter} is not available yet; "
-                            "use auto or native")
+    spec = _target_spec(args)
     try:
-        target = load(args.target)
+        target = load(spec, args.adapter)
     except LoadError as exc:
         return _usage_error(args, spec, seed, str(exc))
+    problem = _record_problem(args.record)
+    if problem:
+        return _usage_error(args, spec, seed, problem)
     profile = PROFILES[args.profile]
     err = sys.stderr
-    print(f"poolcheck: checking {spec} (profile {profile.name}, seed {seed})", file=err)
+    print(f"poolcheck: checking {target.command_spec} (profile {profile.name}, seed {seed})",
+          file=err)
+    recorded = [0]
+
+    def record(kind: str, history: History) -> None:
+        recorded[0] += 1
+        dump_history(history, args.record / f"{kind}-{recorded[0]:06d}.jsonl")
+
     results = run_checks(target, profile, seed, args.only,
                          progress=lambda r: print(f"  {r.name:<28} {r.status:<7} "
-                                                  f"{r.seconds:6.1f} s", file=err))
+                                                  f"{r.seconds:6.1f} s", file=err),
+                         record=record if args.record else None)
     verdict = "fail" if any(r.status != "passed" for r in results) else "pass"
     _print_report(spec, seed, results)
     _write_outputs(args, spec, seed, verdict, results)
+    if args.record:
+        print(f"poolcheck: recorded {recorded[0]} histories in {args.record}", file=err)
+    if args.html:
+        _write_html(args.html, target, results)
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+
+
+def _record_problem(folder: Path | None) -> str | None:
+    """Why --record DIR cannot be used, if it cannot: checked before anything runs."""
+    if folder is None:
+        return None
+    if folder.exists() and not folder.is_dir():
+        return f"--record {folder}: not a folder"
+    if folder.is_dir() and any(folder.glob("*.jsonl")):
+        return f"--record {folder}: it already holds histories; choose an empty folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--record {folder}: cannot create it: {exc.strerror}"
+    return None
+
+
+def _write_html(path: Path, target: Target, results: list[CheckResult]) -> None:
+    """The failing history of the smallest evidence: parallel programs are smallest."""
+    failed = [r for r in results if r.status == "failed" and r.evidence is not None]
+    if not failed:
+        print(f"poolcheck: no failing history to draw; {path} not written", file=sys.stderr)
+        return
+    failed.sort(key=lambda r: len(r.evidence[0].events) if r.evidence else 0)
+    history, result = failed[0].evidence or (None, None)
+    assert history is not None and result is not None
+    try:
+        write_html(history, result, path)
+    except OSError as exc:
+        print(f"poolcheck: error: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return
+    print(f"poolcheck: drew the failing history of {failed[0].name} in {path}",
+          file=sys.stderr)
 
 
 def _usage_error(args: argparse.Namespace, spec: str, seed: int, reason: str) -> int:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stress.engine import RoundResult, RoundSpec, run_round
-from stress.judges import Finding, judge
+from stress.history import History
+from stress.judges import Evidence, Finding, history_of, judge
 from stress.loading import Target
 from stress.watchdog import Watchdog
 
@@ -24,15 +25,16 @@ class StressRun:
     stalled: bool = False
     failures: dict[str, str] = field(default_factory=dict)  # invariant -> report
     found_at: dict[str, float] = field(default_factory=dict)  # invariant -> seconds to find
+    evidence: dict[str, Evidence] = field(default_factory=dict)  # invariant -> history
 
 
 def round_seed(seed: int, index: int) -> int:
     return zlib.crc32(repr((seed, "stress", index)).encode())
 
 
-def stress_command(target: str, spec: RoundSpec) -> str:
+def stress_command(target: Target, spec: RoundSpec) -> str:
     block = "--block" if spec.block else "--no-block"
-    return (f"poolcheck stress {target} --seed {spec.seed} --threads {spec.threads} "
+    return (f"poolcheck stress {target.command_spec} --seed {spec.seed} --threads {spec.threads} "
             f"--ops {spec.ops} --maxsize {spec.maxsize} {block} --seconds 30")
 
 
@@ -40,8 +42,11 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
                shrink_seconds: float, threads: int = THREADS, ops: int = OPS,
                maxsize: int | None = None, block: bool | None = None,
                on_round: Callable[[StressRun], None] | None = None,
-               seeds: Callable[[int], int] | None = None) -> StressRun:
-    """Rounds until every wanted invariant failed or ``seconds`` ran out."""
+               seeds: Callable[[int], int] | None = None,
+               on_history: Callable[[History], None] | None = None) -> StressRun:
+    """Rounds until every wanted invariant failed or ``seconds`` ran out.
+
+    ``on_history`` receives each round's contract history (``--record``)."""
     run = StressRun()
     stalls = 0
     deadline = time.monotonic() + seconds
@@ -53,6 +58,9 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
             run.rounds += 1
             run.calls += len(result.log.calls)
             stalls += result.stall is not None
+            history = history_of(result) if on_history else None
+            if on_history and history is not None:
+                on_history(history)
             run.stalled = run.stalled or (
                 result.stall is not None and result.stall.invariant == "deadlock-free")
             for finding in judge(result):
@@ -62,6 +70,8 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
                     smaller = None if result.stall else _shrink(
                         target, spec, finding, watchdog, shrink_seconds)
                     run.failures[finding.invariant] = _report(target, result, finding, smaller)
+                    if finding.evidence is not None:
+                        run.evidence[finding.invariant] = finding.evidence
             if on_round:
                 on_round(run)
             if stalls >= MAX_STALLS:
@@ -110,8 +120,8 @@ def _report(target: Target, result: RoundResult, finding: Finding,
              "last operations of each thread:"]
     lines += [f"  thread {t}: {'; '.join(ops) or '(none)'}"
               for t, ops in sorted(result.last_ops.items())]
-    lines.append(f"re-run this round: {stress_command(target.spec, spec)}")
+    lines.append(f"re-run this round: {stress_command(target, spec)}")
     if smaller is not None:
         lines.append(f"smallest failing round found: {smaller.describe()}: "
-                     f"{stress_command(target.spec, smaller)}")
+                     f"{stress_command(target, smaller)}")
     return "\n".join(lines)

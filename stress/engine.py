@@ -227,11 +227,12 @@ class _Worker:
             self.done[-1] += " -> kept it" if kept else " -> closed it"
 
 
-def _yielding_tracer(files: frozenset[str], rng: random.Random) -> Any:
+def _yielding_tracer(files: frozenset[str], rng: random.Random,
+                     rate: float = YIELD_PER_LINE) -> Any:
     """Give up the GIL at random lines of the pool's own code: races need a switch inside
     a window that may be one line wide, and the switch interval alone rarely lands there."""
     def on_line(frame: Any, event: str, arg: object) -> Any:
-        if event == "line" and rng.random() < YIELD_PER_LINE:
+        if event == "line" and rng.random() < rate:
             time.sleep(0)
         return on_line
 

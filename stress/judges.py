@@ -28,6 +28,10 @@ LINEARIZE_BUDGET = 200_000  # model steps per round: a round is a few hundred ca
 class Finding:
     invariant: str
     message: str
+    evidence: Evidence | None = None  # the history behind a linearizability finding
+
+
+Evidence = tuple[History, linearize.Result]
 
 
 Judge = Callable[[RoundResult], list[Finding]]
@@ -259,8 +263,12 @@ def judge_stall(r: RoundResult) -> list[Finding]:
 def history_of(r: RoundResult) -> History | None:
     """The round as a contract history (section 5); None if a call broke the contract's
     vocabulary (a foreign object, an unexpected error: `errors` judges those)."""
+    return history_of_log(r.log, r.spec.maxsize, r.spec.block)
+
+
+def history_of_log(log: Log, maxsize: int, block: bool) -> History | None:
     events = []
-    for c in r.log.calls:
+    for c in log.calls:
         if c.op == "use":
             continue
         if c.error is not None:
@@ -270,7 +278,7 @@ def history_of(r: RoundResult) -> History | None:
             call=c.call, ret=c.ret, outcome="pending" if c.ret is None else c.outcome,
             conn=c.conn if c.op != "get" or c.outcome == "ok" else None,
             kept=bool(c.kept) and c.ret is not None, discard=c.op == "discard"))
-    return History(HistoryPool(r.spec.maxsize, r.spec.block), tuple(events))
+    return History(HistoryPool(maxsize, block), tuple(events))
 
 
 def judge_linearizable(r: RoundResult) -> list[Finding]:
@@ -284,7 +292,7 @@ def judge_linearizable(r: RoundResult) -> list[Finding]:
         return []  # e.g. a probe that hung: not a history the contract can state
     if result.verdict != linearize.NOT_LINEARIZABLE:
         return []  # undecided is not a verdict
-    return [Finding("linearizable", format_report(history, result))]
+    return [Finding("linearizable", format_report(history, result), (history, result))]
 
 
 JUDGES: list[Judge] = [judge_errors, judge_exclusive, judge_bound, judge_timeout,

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stress import adapters
+
 DEFAULT_TARGET = "pool:Pool"
 REQUIRED = ("get_conn", "put_conn")
+LIBRARIES = ("redis", "sqlalchemy", "urllib3")  # what the adapters drive
 
 
 class LoadError(Exception):
@@ -23,33 +26,68 @@ class Target:
     spec: str
     cls: type
     has_close: bool
+    adapter: str = "native"  # a name from stress.adapters.ADAPTERS
 
     @classmethod
-    def of(cls, pool_class: type) -> Target:
-        """A target for a class already in hand (tests, the pytest plugin)."""
+    def of(cls, pool_class: type, adapter: str = "auto") -> Target:
+        """A target for a class already in hand (tests, the pytest plugin). ``auto``
+        detects the interface, and falls back on native when there is none to detect."""
         name = f"{pool_class.__module__}:{pool_class.__qualname__}"
-        return cls(name, pool_class, callable(getattr(pool_class, "close", None)))
+        chosen = (adapters.detect(pool_class) or "native") if adapter == "auto" else adapter
+        return cls(name, pool_class, adapters.ADAPTERS[chosen].has_close(pool_class), chosen)
+
+    @property
+    def command_spec(self) -> str:
+        """TARGET as a command line names it, with ``--adapter`` when auto would differ."""
+        if adapters.detect(self.cls) == self.adapter:
+            return self.spec
+        return f"{self.spec} --adapter {self.adapter}"
+
+    @property
+    def modes(self) -> frozenset[bool]:
+        """The values of ``block`` the pool can be checked in (redis: only True)."""
+        return adapters.ADAPTERS[self.adapter].modes
 
     def make(self, maxsize: int, block: bool, timeout: float | None, factory: Any) -> Any:
-        return self.cls("127.0.0.1", 80, maxsize=maxsize, block=block, timeout=timeout,
-                        connection_factory=factory)
+        """A pool with the native interface whose connections come from ``factory``."""
+        return adapters.ADAPTERS[self.adapter].build(self.cls, maxsize, block, timeout,
+                                                     factory)
 
 
-def load(spec: str | None) -> Target:
-    spec = spec or DEFAULT_TARGET
+def load(spec: str | None, adapter: str = "auto") -> Target:
+    if adapter != "auto" and adapter not in adapters.ADAPTERS:
+        raise LoadError(f"unknown adapter {adapter!r} (one of auto, "
+                        f"{', '.join(adapters.ADAPTERS)})")
+    chosen = adapters.ADAPTERS.get(adapter)
+    if not spec:
+        spec = chosen.default_target if chosen and chosen.default_target else DEFAULT_TARGET
     where, _, name = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if not where:
         raise LoadError(f"{spec!r}: expected path/to/file.py:Name or package.module:Name")
     module = _import(where)
-    cls = _pick_class(module, name, spec)
-    missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
+    cls = _pick_class(module, name, spec, chosen)
+    if chosen is None:
+        detected = adapters.detect(cls)
+        if detected is None:
+            missing = adapters.missing_methods(adapters.ADAPTERS["native"], cls)
+            raise LoadError(
+                f"{spec}: {cls.__name__} has no {' or '.join(missing)}; a pool needs "
+                "get_conn(timeout=None) and put_conn(conn) (see CONTRACT.md), or "
+                "_get_conn and _put_conn in urllib3's style")
+        chosen = adapters.ADAPTERS[detected]
+    missing = adapters.missing_methods(chosen, cls)
     if missing:
-        raise LoadError(
-            f"{spec}: {cls.__name__} has no {' or '.join(missing)}; "
-            "a pool needs get_conn(timeout=None) and put_conn(conn) (see CONTRACT.md)"
-        )
-    _check_signature(cls, spec)
-    return Target(spec, cls, callable(getattr(cls, "close", None)))
+        needs = {"native": "a pool needs get_conn(timeout=None) and put_conn(conn) "
+                           "(see CONTRACT.md)"}.get(
+            chosen.name, f"--adapter {chosen.name} needs {', '.join(chosen.methods)}")
+        raise LoadError(f"{spec}: {cls.__name__} has no {' or '.join(missing)}; {needs}")
+    if chosen.name == "urllib3" and not adapters.makes_connections(cls):
+        raise LoadError(f"{spec}: {cls.__name__} has neither ConnectionCls nor _new_conn(), "
+                        "so the urllib3 adapter cannot give it the checker's connections")
+    problem = chosen.signature_problem(cls)
+    if problem:
+        raise LoadError(f"{spec}: {problem}")
+    return Target(spec, cls, chosen.has_close(cls), chosen.name)
 
 
 def _import(where: str) -> Any:
@@ -75,13 +113,17 @@ def _guarded(fn: Any, where: str) -> Any:
     except SyntaxError as exc:
         raise LoadError(f"{exc.filename or where}:{exc.lineno}: syntax error: {exc.msg}") from None
     except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root in LIBRARIES:
+            raise LoadError(f"{where}: cannot import {exc.name!r}, which is not installed: "
+                            f"pip install {root}") from None
         raise LoadError(f"{where}: cannot import {exc.name!r} (is it installed, is the "
                         "name right?)") from None
     except Exception as exc:
         raise LoadError(f"{where}: importing it raised {type(exc).__name__}: {exc}") from None
 
 
-def _pick_class(module: Any, name: str, spec: str) -> type:
+def _pick_class(module: Any, name: str, spec: str, adapter: adapters.Adapter | None) -> type:
     if name:
         obj = getattr(module, name, None)
         if obj is None:
@@ -89,26 +131,13 @@ def _pick_class(module: Any, name: str, spec: str) -> type:
         if not inspect.isclass(obj):
             raise LoadError(f"{spec}: {name} is not a class")
         return obj
+    kinds = [adapter] if adapter else [adapters.ADAPTERS[a] for a in adapters.AUTO]
     pools = [obj for obj in vars(module).values()
              if inspect.isclass(obj) and obj.__module__ == module.__name__
-             and all(hasattr(obj, m) for m in REQUIRED)]
+             and any(all(hasattr(obj, m) for m in kind.methods) for kind in kinds)]
     if len(pools) != 1:
         found = ", ".join(p.__name__ for p in pools) or "none"
+        methods = " or ".join(" and ".join(kind.methods) for kind in kinds)
         raise LoadError(f"{spec}: name the pool class as {spec}:Name "
-                        f"(classes with get_conn and put_conn: {found})")
+                        f"(classes with {methods}: {found})")
     return pools[0]
-
-
-def _check_signature(cls: type, spec: str) -> None:
-    try:
-        sig = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return
-    try:
-        sig.bind("127.0.0.1", 80, maxsize=1, block=False, timeout=None,
-                 connection_factory=None)
-    except TypeError as exc:
-        raise LoadError(
-            f"{spec}: {cls.__name__}{sig} cannot be called as (host, port, *, maxsize, "
-            f"block, timeout, connection_factory): {exc}"
-        ) from None

@@ -11,6 +11,7 @@ import pytest
 
 from stress.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--check", "sequential/no-leak", "--check", "sequential/bound"]
 
 
@@ -97,3 +98,43 @@ def test_console_entry_point_runs_as_a_process() -> None:
          "--check", "sequential/exclusive"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "seed 1" in proc.stderr and "1 of 1 checks passed" in proc.stdout
+
+
+def test_record_and_html_keep_the_failing_parallel_history(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stress import linearize
+    from stress.history import load_history
+
+    folder, page = tmp_path / "histories", tmp_path / "fail.html"
+    target = f"{ROOT}/examples/buggy/count_outside_lock.py:Pool"
+    code = main(["check", target, "--profile", "ci", "--seed", "4", "--check",
+                 "parallel/linearizable", "--record", str(folder), "--html", str(page)])
+    assert code == 1
+    files = sorted(folder.glob("parallel-*.jsonl"))
+    assert files and not list(folder.glob("stress-*"))  # only the check that ran
+    verdicts = {linearize.check(load_history(f)).verdict for f in files}
+    assert linearize.NOT_LINEARIZABLE in verdicts  # the failure is among them
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and "not linearizable" in html
+    assert f"recorded {len(files)} histories" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("existing", ["file", "histories"])
+def test_record_refuses_a_file_or_a_used_folder(tmp_path: Path, existing: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    where = tmp_path / "out"
+    if existing == "file":
+        where.write_text("")
+    else:
+        where.mkdir()
+        (where / "stress-000001.jsonl").write_text("")
+    assert main(["check", "--record", str(where), *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--record {where}" in err[0]
+
+
+def test_html_without_a_failing_history_says_so(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "p.html"
+    assert main(["check", "--seed", "1", "--html", str(page), *FAST]) == 0
+    assert not page.exists() and "no failing history to draw" in capsys.readouterr().err

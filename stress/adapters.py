@@ -1,0 +1,529 @@
+"""Adapters: drive pools that do not speak the native interface (CONTRACT.md, section 1).
+
+An adapter turns ``Target.make(maxsize, block, timeout, factory)`` into an object with the
+native interface (``get_conn(timeout=None)``, ``put_conn(conn)``, ``close()``) whose
+connections are the ones the checker's ``factory`` made. Adapters are thin and faithful:
+they translate calls and names, and never lock, retry, or tidy up after the pool, so a
+buggy pool cannot pass and a correct one cannot fail because of them. Where a library's
+semantics differ from the contract, the difference shows in the checks' results.
+
+Mapping decisions, per adapter:
+
+native
+    ``cls(host, port, maxsize=, block=, timeout=, connection_factory=)``; the pool itself is
+    returned, unwrapped.
+
+urllib3 (urllib3's ``HTTPConnectionPool`` and pools written in its style)
+    * Built as ``cls("127.0.0.1", 80, maxsize=, block=)``: the constructor's ``timeout``
+      is urllib3's *socket* timeout, so it is left at the class's default.
+    * Connections: if the class has ``ConnectionCls``, the instance gets its own
+      ``ConnectionCls`` (set before ``__init__`` runs, so pools that connect eagerly use
+      it too) whose construction, with any arguments, calls ``factory()``; otherwise its
+      ``_new_conn`` is replaced on the instance by one that calls ``factory()``.
+    * What the pool holds is a thin wrapper around the checker's connection: ``close()``
+      is forwarded, every other attribute is read from the connection, and it adds
+      ``is_connected`` (``not conn.closed``), which urllib3 2's ``_get_conn`` reads through
+      ``is_connection_dropped``. An open fake connection counts as connected: a real idle
+      connection is one that is connected, and answering False would make urllib3 close
+      and then hand out the very same object. No ``sock`` attribute is added: urllib3 1.x
+      takes a missing ``sock`` as "not dropped" but ``sock = None`` as "dropped".
+      ``get_conn`` hands the checker the connection itself; ``put_conn`` gives the pool
+      back the wrapper it handed out.
+    * ``get_conn(timeout)`` calls ``_get_conn(timeout=...)``, with the pool timeout given
+      to ``make`` when ``timeout`` is None. As urllib3's own ``urlopen`` does, if
+      ``_get_conn`` raises anything (BaseException included) but an exception with
+      ``EmptyPoolError`` or ``ClosedPoolError`` in its MRO, ``_put_conn(None)`` gives the
+      slot back before the exception propagates. ``put_conn(c)`` is ``_put_conn(c)``;
+      ``close()`` is ``close()`` (``has_close`` is False without one).
+
+redis (redis-py ``BlockingConnectionPool``, or a class with its interface)
+    * ``cls(max_connections=maxsize, timeout=timeout, connection_class=<fake>,
+      poolcheck_factory=factory)``: the pool hands its ``**connection_kwargs`` to the
+      connection class, which is how the fake gets the factory.
+    * The fake connection class models a redis ``Connection``: a reusable object around a
+      socket. Its socket is one of the checker's connections: ``connect()`` calls
+      ``factory()`` when it has none or the one it had is closed (redis reconnects the
+      same object after ``disconnect()``); ``disconnect()`` closes it (once: as in redis,
+      disconnecting a disconnected connection does nothing). ``can_read()`` is False,
+      ``should_reconnect()`` False, ``is_ready_for_command()`` True, ``pid`` is this
+      process. So the factory is called where redis opens sockets: in ``connect()``,
+      which ``get_connection`` calls and whose failure it handles by releasing the
+      connection; the constructor never fails, as redis's does not.
+    * ``get_conn`` is ``get_connection()``; ``redis.exceptions.ConnectionError("No
+      connection available.")`` (its timeout) becomes this module's ``EmptyPoolError``:
+      an exception with ``ConnectionError`` in its MRO and exactly that message, nothing
+      else (so a redis-like class raising its own ``ConnectionError`` works too).
+      ``put_conn(c)`` is ``release()`` of the redis connection ``c`` came from;
+      ``close()`` is ``disconnect()``.
+    * Differences from the contract, left visible: redis always blocks, so ``block=False``
+      has no equivalent (``make`` raises ``NotApplicable``; ``MODES`` says so); after
+      ``disconnect()`` the pool keeps serving (it reconnects) and never raises anything
+      like ``ClosedPoolError``; ``disconnect()`` also closes connections that are checked
+      out; ``release()`` of a connection to a closed pool keeps it.
+
+sqlalchemy (``sqlalchemy.pool.QueuePool``)
+    * ``cls(creator, pool_size=maxsize, max_overflow=0 if block else -1, timeout=timeout)``.
+      ``max_overflow=-1`` is QueuePool's own non-blocking mode, and matches the contract's
+      ``block=False``: never wait, create when nothing is idle, keep at most ``pool_size``
+      idle and close what is returned to a full pool.
+    * ``creator()`` wraps ``factory()`` in a fake DB-API connection: ``close()`` is
+      forwarded (every time the pool calls it), ``rollback()`` and ``commit()`` do nothing.
+    * ``get_conn`` is ``pool.connect()``, which returns a ``_ConnectionFairy``; the checker
+      gets the connection inside it, and the adapter keeps the fairy. ``put_conn(c)`` is
+      ``fairy.close()`` (check in); ``put_conn(None)`` is ``fairy.invalidate()`` (close
+      the DB-API connection, check the slot in empty: QueuePool reconnects it on a later
+      checkout). ``sqlalchemy.exc.TimeoutError`` (its timeout) becomes ``EmptyPoolError``.
+      ``close()`` is ``dispose()``.
+    * Differences from the contract, left visible: ``dispose()`` only closes idle
+      connections; the pool keeps serving and checking in afterwards, and it resets its
+      count of connections, so more than ``pool_size`` may exist after it.
+
+Timeouts (redis, sqlalchemy): these pools take one timeout at construction and read it
+from an attribute on each call (``timeout``, ``_timeout``); the contract passes one per
+``get_conn`` call. The adapter builds the pool from a subclass that only turns that
+attribute into a per-thread value: during ``get_conn(timeout=t)`` the calling thread reads
+``t``, every other thread (and every call with ``timeout=None``) the pool's own value.
+Nothing else of the class changes.
+
+``put_conn(None)`` (redis, sqlalchemy): the contract's "the connection I held broke; I
+closed it; give its slot back" does not say which connection, and these libraries need to
+know (the redis connection to release, the fairy to invalidate). The adapter picks, among
+the connections checked out through it, one that is closed: first those the calling
+thread checked out, the most recent first. The checker always closes the connection just
+before ``put_conn(None)``, in the thread that got it, so this finds it whenever only one of
+them is closed; when the pool itself closed several the caller holds (redis's
+``disconnect()``), they are interchangeable: each goes back to the pool the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+Factory = Callable[[], Any]
+HOST, PORT = "127.0.0.1", 80
+BOTH = frozenset({True, False})
+BLOCKING_ONLY = frozenset({True})
+
+
+class EmptyPoolError(Exception):
+    """A library's "no connection became available in time", under the contract's name."""
+
+
+class NotApplicable(Exception):
+    """The library has no equivalent of this configuration (e.g. redis and block=False)."""
+
+
+class AdapterError(Exception):
+    """The adapter cannot translate a call (the caller broke the adapter's assumptions)."""
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    methods: tuple[str, ...]  # what the class must have
+    close: str | None  # the library's name for close(), if any
+    modes: frozenset[bool]  # the values of block the library can be checked in
+    library: str | None  # the package a default target needs (pip install NAME)
+    default_target: str | None
+    call: str  # how make() calls the class, for error messages
+    probe: Callable[[inspect.Signature], object]  # binds make()'s call, or raises TypeError
+    build: Callable[[type, int, bool, float | None, Factory], Any]
+
+    def has_close(self, cls: type) -> bool:
+        return self.close is not None and callable(getattr(cls, self.close, None))
+
+    def signature_problem(self, cls: type) -> str | None:
+        """Why make() cannot call the class, or None (also when Python cannot tell)."""
+        try:
+            sig = inspect.signature(cls)
+        except (TypeError, ValueError):
+            return None
+        try:
+            self.probe(sig)
+        except TypeError as exc:
+            return f"{cls.__name__}{sig} cannot be called as {self.call}: {exc}"
+        return None
+
+
+def _named(exc: BaseException, *names: str) -> bool:
+    return any(k.__name__ in names for k in type(exc).__mro__)
+
+
+def _library_error(exc: BaseException, library: str, name: str) -> bool:
+    return any(k.__name__ == name and k.__module__.split(".")[0] == library
+               for k in type(exc).__mro__)
+
+
+# -- native -------------------------------------------------------------------------------
+
+def _build_native(cls: type, maxsize: int, block: bool, timeout: float | None,
+                  factory: Factory) -> Any:
+    return cls(HOST, PORT, maxsize=maxsize, block=block, timeout=timeout,
+               connection_factory=factory)
+
+
+# -- urllib3 ------------------------------------------------------------------------------
+
+class _HeldConnection:
+    """What a urllib3-style pool holds: the checker's connection, plus what urllib3 reads."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @property
+    def is_connected(self) -> bool:
+        return not getattr(self.conn, "closed", False)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "conn":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.conn, name)
+
+    def __repr__(self) -> str:
+        return repr(self.conn)
+
+
+def _connection_class(base: Any, make: Callable[[], _HeldConnection]) -> type:
+    """A ConnectionCls whose construction, with any arguments, makes a checker connection.
+
+    It subclasses the pool's own ConnectionCls when it can, so class attributes the pool
+    may read (``default_port``...) are still there; ``__init__`` never runs, as ``__new__``
+    returns an object of another class."""
+    def __new__(klass: type, *args: object, **kwargs: object) -> _HeldConnection:
+        return make()
+
+    namespace = {"__new__": __new__, "__doc__": "made by poolcheck's urllib3 adapter"}
+    if isinstance(base, type):
+        with contextlib.suppress(TypeError):
+            made: type = type(base)("PoolcheckConnection", (base,), namespace)
+            return made
+    return type("PoolcheckConnection", (), namespace)
+
+
+def _construct_with(cls: type, hooks: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """``cls(*args, **kwargs)``, with instance attributes ``hooks`` in place before
+    ``__init__`` runs (and again after, should ``__init__`` have set its own)."""
+    klass: Any = cls
+    try:
+        pool = klass.__new__(klass)
+    except TypeError:  # a __new__ that wants the arguments: hooks only after __init__
+        pool = cls(*args, **kwargs)
+    else:
+        for name, value in hooks.items():
+            setattr(pool, name, value)
+        if isinstance(pool, cls):
+            type(pool).__init__(pool, *args, **kwargs)
+    for name, value in hooks.items():
+        if getattr(pool, name, None) is not value:
+            setattr(pool, name, value)
+    return pool
+
+
+def makes_connections(cls: type) -> bool:
+    """Can the urllib3 adapter give this class the checker's connections?"""
+    return hasattr(cls, "ConnectionCls") or callable(getattr(cls, "_new_conn", None))
+
+
+class Urllib3Adapter:
+    """The native interface over a urllib3-style pool (``_get_conn``/``_put_conn``)."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        self._factory = factory
+        self._timeout = timeout
+        self._held: dict[int, _HeldConnection] = {}  # id(connection) -> its wrapper
+        hooks: dict[str, Any] = (
+            {"ConnectionCls": _connection_class(cls.ConnectionCls, self._new)}
+            if hasattr(cls, "ConnectionCls") else {"_new_conn": self._new})
+        self.pool = _construct_with(cls, hooks, HOST, PORT, maxsize=maxsize, block=block)
+
+    def _new(self) -> _HeldConnection:
+        held = _HeldConnection(self._factory())
+        self._held[id(held.conn)] = held
+        return held
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        try:
+            conn = self.pool._get_conn(timeout=self._timeout if timeout is None else timeout)
+        except BaseException as exc:
+            if not _named(exc, "EmptyPoolError", "ClosedPoolError"):
+                self.pool._put_conn(None)  # give the slot back, as urlopen does
+            raise
+        return conn.conn if isinstance(conn, _HeldConnection) else conn
+
+    def put_conn(self, conn: Any) -> None:
+        held = None if conn is None else self._held.get(id(conn))
+        self.pool._put_conn(conn if held is None else held)
+
+    def close(self) -> None:
+        close = getattr(self.pool, "close", None)
+        if callable(close):
+            close()
+
+
+# -- per-call timeouts (redis, sqlalchemy) --------------------------------------------------
+
+class _PerCallTimeout:
+    """A data descriptor for the attribute a pool reads its timeout from: the value the
+    calling thread set for this pool with ``during``, else the pool's own value."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.local = threading.local()
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        calls: dict[int, float] | None = getattr(self.local, "calls", None)
+        if calls and id(obj) in calls:
+            return calls[id(obj)]
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+    @contextlib.contextmanager
+    def during(self, obj: Any, timeout: float | None) -> Iterator[None]:
+        if timeout is None:  # the pool's own timeout
+            yield
+            return
+        calls = self.local.__dict__.setdefault("calls", {})
+        calls[id(obj)] = timeout
+        try:
+            yield
+        finally:
+            calls.pop(id(obj), None)
+
+
+_TIMED: dict[tuple[type, str], type] = {}
+
+
+def _with_per_call_timeout(cls: type, attr: str) -> tuple[type, _PerCallTimeout]:
+    key = (cls, attr)
+    if key not in _TIMED:
+        _TIMED[key] = type(cls)(cls.__name__, (cls,), {
+            attr: _PerCallTimeout(attr), "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": f"{cls.__qualname__}, with {attr} per calling thread (poolcheck)"})
+    descriptor = _TIMED[key].__dict__[attr]
+    assert isinstance(descriptor, _PerCallTimeout)
+    return _TIMED[key], descriptor
+
+
+class _CheckedOut:
+    """Which library handle each connection the checker holds came from.
+
+    Plain dict operations, atomic under the GIL: no lock of the adapter's own."""
+
+    def __init__(self) -> None:
+        self._out: dict[int, tuple[Any, Any, int]] = {}  # id(conn) -> (conn, handle, thread)
+
+    def add(self, conn: Any, handle: Any) -> None:
+        self._out[id(conn)] = (conn, handle, threading.get_ident())
+
+    def take(self, conn: Any) -> Any:
+        """The handle of ``conn`` (None: the broken connection the caller closed)."""
+        if conn is not None:
+            entry = self._out.pop(id(conn), None)
+            if entry is not None:
+                return entry[1]
+            if not getattr(conn, "closed", False):
+                raise AdapterError(f"put_conn({conn!r}): not checked out through the adapter")
+        me = threading.get_ident()
+        entries = list(self._out.copy().items())
+        candidates = [e for e in reversed(entries) if e[1][2] == me] + [
+            e for e in reversed(entries) if e[1][2] != me]
+        for key, (held, handle, _) in candidates:
+            if getattr(held, "closed", False) and self._out.pop(key, None) is not None:
+                return handle
+        raise AdapterError(f"put_conn({conn!r}): no connection checked out through the "
+                           "adapter is closed, so it cannot tell which one broke")
+
+
+# -- redis --------------------------------------------------------------------------------
+
+class _RedisConnection:
+    """A redis-py connection whose socket is one of the checker's connections."""
+
+    def __init__(self, poolcheck_factory: Factory, **kwargs: object) -> None:
+        self._factory = poolcheck_factory
+        self.kwargs = kwargs
+        self.conn: Any = None
+        self.pid = os.getpid()
+
+    def connect(self, *args: object, **kwargs: object) -> None:
+        if self.conn is None or getattr(self.conn, "closed", False):
+            self.conn = self._factory()
+
+    def disconnect(self, *args: object, **kwargs: object) -> None:
+        if self.conn is not None and not getattr(self.conn, "closed", False):
+            self.conn.close()
+
+    def can_read(self, *args: object, **kwargs: object) -> bool:
+        return False
+
+    def should_reconnect(self) -> bool:
+        return False
+
+    def is_ready_for_command(self) -> bool:
+        return True
+
+    def on_connect(self) -> None:
+        pass
+
+    def check_health(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<redis connection over {self.conn!r}>"
+
+
+REDIS_EMPTY = "No connection available."
+
+
+class RedisAdapter:
+    """The native interface over redis-py's BlockingConnectionPool."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        if not block:
+            raise NotApplicable(f"{cls.__name__} always blocks: block=False has no "
+                                "equivalent")
+        timed, self._timeout = _with_per_call_timeout(cls, "timeout")
+        self.pool = timed(max_connections=maxsize, timeout=timeout,
+                          connection_class=_RedisConnection, poolcheck_factory=factory)
+        self._out = _CheckedOut()
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        with self._timeout.during(self.pool, timeout):
+            try:
+                redis_conn = self.pool.get_connection()
+            except Exception as exc:
+                if _named(exc, "ConnectionError") and str(exc) == REDIS_EMPTY:
+                    raise EmptyPoolError(f"redis: {exc}") from exc
+                raise
+        conn = redis_conn.conn if isinstance(redis_conn, _RedisConnection) else redis_conn
+        self._out.add(conn, redis_conn)
+        return conn
+
+    def put_conn(self, conn: Any) -> None:
+        self.pool.release(self._out.take(conn))
+
+    def close(self) -> None:
+        self.pool.disconnect()
+
+
+# -- sqlalchemy ---------------------------------------------------------------------------
+
+class _DBAPIConnection:
+    """A DB-API connection for SQLAlchemy's pool, around one of the checker's."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def rollback(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<DB-API connection over {self.conn!r}>"
+
+
+class SQLAlchemyAdapter:
+    """The native interface over SQLAlchemy's QueuePool."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        timed, self._timeout = _with_per_call_timeout(cls, "_timeout")
+
+        def creator() -> _DBAPIConnection:
+            return _DBAPIConnection(factory())
+
+        self.pool = timed(creator, pool_size=maxsize, max_overflow=0 if block else -1,
+                          timeout=timeout)
+        self._out = _CheckedOut()
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        with self._timeout.during(self.pool, timeout):
+            try:
+                fairy = self.pool.connect()
+            except Exception as exc:
+                if _library_error(exc, "sqlalchemy", "TimeoutError"):
+                    raise EmptyPoolError(f"sqlalchemy: {exc}") from exc
+                raise
+        dbapi = fairy.dbapi_connection
+        conn = dbapi.conn if isinstance(dbapi, _DBAPIConnection) else dbapi
+        self._out.add(conn, fairy)
+        return conn
+
+    def put_conn(self, conn: Any) -> None:
+        fairy = self._out.take(conn)
+        if conn is None:
+            fairy.invalidate()
+        else:
+            fairy.close()
+
+    def close(self) -> None:
+        self.pool.dispose()
+
+
+# -- the registry -------------------------------------------------------------------------
+
+def _native_probe(sig: inspect.Signature) -> object:
+    return sig.bind(HOST, PORT, maxsize=1, block=False, timeout=None, connection_factory=None)
+
+
+def _urllib3_probe(sig: inspect.Signature) -> object:
+    return sig.bind(HOST, PORT, maxsize=1, block=False)
+
+
+def _redis_probe(sig: inspect.Signature) -> object:
+    return sig.bind(max_connections=1, timeout=None, connection_class=_RedisConnection,
+                    poolcheck_factory=None)
+
+
+def _sqlalchemy_probe(sig: inspect.Signature) -> object:
+    return sig.bind(lambda: None, pool_size=1, max_overflow=0, timeout=None)
+
+
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
+    Adapter("native", ("get_conn", "put_conn"), "close", BOTH, None, None,
+            "(host, port, *, maxsize, block, timeout, connection_factory)", _native_probe,
+            _build_native),
+    Adapter("urllib3", ("_get_conn", "_put_conn"), "close", BOTH, None, None,
+            "(host, port, maxsize=, block=)", _urllib3_probe, Urllib3Adapter),
+    Adapter("redis", ("get_connection", "release", "disconnect"), "disconnect",
+            BLOCKING_ONLY, "redis", "redis:BlockingConnectionPool",
+            "(max_connections=, timeout=, connection_class=, **connection_kwargs)",
+            _redis_probe, RedisAdapter),
+    Adapter("sqlalchemy", ("connect", "dispose"), "dispose", BOTH, "sqlalchemy",
+            "sqlalchemy.pool:QueuePool", "(creator, pool_size=, max_overflow=, timeout=)",
+            _sqlalchemy_probe, SQLAlchemyAdapter),
+]}
+AUTO = ("native", "urllib3")  # what --adapter auto tries, in this order
+
+
+def missing_methods(adapter: Adapter, cls: type) -> list[str]:
+    return [m for m in adapter.methods if not callable(getattr(cls, m, None))]
+
+
+def detect(cls: type) -> str | None:
+    """The adapter ``--adapter auto`` picks for the class, or None."""
+    for name in AUTO:
+        if not missing_methods(ADAPTERS[name], cls):
+            return name
+    return None

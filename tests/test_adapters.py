@@ -1,0 +1,251 @@
+"""Adapters: urllib3-style pools are detected and checked; urllib3, redis and SQLAlchemy
+pools are driven through theirs; bad input is one clear line."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import queue
+import sys
+from typing import Any
+
+import pytest
+
+from stress import adapters
+from stress.checks import PROFILES, run_checks
+from stress.cli import main
+from stress.loading import LoadError, Target, load
+from stress.recording import ConnectFailed, RecordingFactory, contract_error
+
+TINY = dataclasses.replace(PROFILES["quick"], name="tiny", examples=10, steps=12)
+SEQUENTIAL = ["sequential/errors", "sequential/bound", "sequential/no-leak",
+              "sequential/capacity", "sequential/closed"]
+
+
+class EmptyPoolError(Exception):
+    pass
+
+
+class ClosedPoolError(Exception):
+    pass
+
+
+class BuildsItsOwn:
+    """A correct pool in urllib3's style: a LifoQueue of connections and None slots.
+    It has no ConnectionCls: _new_conn builds http.client.HTTPConnection itself."""
+
+    def __init__(self, host: str, port: int | None = None, timeout: float | None = None,
+                 maxsize: int = 1, block: bool = False) -> None:
+        self.host, self.port, self.timeout, self.block = host, port, timeout, block
+        self.pool: queue.LifoQueue[Any] | None = queue.LifoQueue(maxsize)
+        for _ in range(maxsize):
+            self.pool.put(None)
+
+    def _new_conn(self) -> Any:
+        return http.client.HTTPConnection(self.host, self.port)
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        pool = self.pool
+        if pool is None:
+            raise ClosedPoolError("closed")
+        conn = None
+        try:
+            conn = pool.get(block=self.block, timeout=timeout)
+        except queue.Empty:
+            if self.block:
+                raise EmptyPoolError("empty") from None
+        return conn or self._new_conn()
+
+    def _put_conn(self, conn: Any) -> None:
+        pool = self.pool
+        if pool is not None:
+            try:
+                pool.put(conn, block=False)
+                return
+            except queue.Full:
+                pass
+        if conn:
+            conn.close()
+
+    def close(self) -> None:
+        old, self.pool = self.pool, None
+        while old is not None and not old.empty():
+            conn = old.get(block=False)
+            if conn:
+                conn.close()
+
+
+class LearnerPool(BuildsItsOwn):
+    """The same, with its connections made from ConnectionCls, as urllib3 does."""
+
+    ConnectionCls: Any = http.client.HTTPConnection
+
+    def _new_conn(self) -> Any:
+        return self.ConnectionCls(host=self.host, port=self.port, timeout=self.timeout)
+
+
+class LosesSlotOnNone(LearnerPool):
+    """The bug: a broken connection's slot is never given back."""
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            super()._put_conn(conn)
+
+
+class ConnectsEagerly(LearnerPool):
+    """Fills its queue with connections in __init__."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assert self.pool is not None
+        self.pool.get()
+        self.pool.put(self._new_conn())
+
+
+class NoInterface:
+    def fetch(self) -> None:
+        pass
+
+
+def test_auto_detects_urllib3_style() -> None:
+    target = load("tests.test_adapters:LearnerPool")
+    assert (target.adapter, target.has_close, target.modes) == ("urllib3", True,
+                                                                adapters.BOTH)
+    assert Target.of(LearnerPool).adapter == "urllib3"
+    assert load("pool:Pool").adapter == "native"
+
+
+def test_urllib3_style_pool_passes() -> None:
+    results = run_checks(Target.of(LearnerPool), TINY, 1, only=SEQUENTIAL)
+    assert {r.name: r.status for r in results} == dict.fromkeys(SEQUENTIAL, "passed"), [
+        r.message for r in results if r.status != "passed"]
+
+
+def test_urllib3_style_bug_is_named() -> None:
+    [result] = run_checks(Target.of(LosesSlotOnNone), TINY, 1, only=["sequential/capacity"])
+    assert result.status == "failed", result.message
+    # a lost slot: a broken connection's, or a failed connect's the adapter gave back
+    assert "raised EmptyPoolError with 0 idle" in result.message
+
+
+@pytest.mark.parametrize("cls", [BuildsItsOwn, ConnectsEagerly])
+def test_urllib3_style_connections_come_from_the_factory(cls: type) -> None:
+    factory = RecordingFactory()
+    pool = Target.of(cls).make(1, True, None, factory)
+    conn = pool.get_conn()
+    assert factory.owns(conn)
+    pool.put_conn(conn)
+    pool.close()
+    assert conn.closed
+
+
+class Spy(LearnerPool):
+    puts: list[Any]
+
+    def _put_conn(self, conn: Any) -> None:
+        self.puts = [*getattr(self, "puts", []), conn]
+        super()._put_conn(conn)
+
+
+def test_urllib3_adapter_gives_slot_back_like_urlopen() -> None:
+    factory = RecordingFactory()
+    adapted = Target.of(Spy).make(1, True, None, factory)
+    factory.fail_next = 1
+    with pytest.raises(ConnectFailed):
+        adapted.get_conn(timeout=0)
+    assert adapted.pool.puts == [None]  # the slot the failed connect took
+    conn = adapted.get_conn(timeout=0)
+    with pytest.raises(EmptyPoolError):
+        adapted.get_conn(timeout=0)
+    assert adapted.pool.puts == [None]  # not after EmptyPoolError
+    adapted.put_conn(conn)
+    adapted.close()
+    with pytest.raises(ClosedPoolError):
+        adapted.get_conn()
+    puts = adapted.pool.puts  # nor after ClosedPoolError
+    assert len(puts) == 2 and puts[1].conn is conn  # the pool is given what it handed out
+
+
+def _cycle(target: Target) -> RecordingFactory:
+    """get, get, time out, put, break one (close + put_conn(None)), get again, close."""
+    factory = RecordingFactory()
+    pool = target.make(2, True, None, factory)
+    first, second = pool.get_conn(timeout=0), pool.get_conn(timeout=0)
+    assert factory.owns(first) and factory.owns(second) and first is not second
+    with pytest.raises(Exception) as empty:
+        pool.get_conn(timeout=0.01)
+    assert contract_error(empty.value, factory) == "EmptyPoolError"
+    pool.put_conn(first)
+    second.close()
+    pool.put_conn(None)
+    again = pool.get_conn(timeout=0)
+    assert again is first or not again.closed
+    pool.put_conn(again)
+    pool.close()
+    assert factory.open_connections() == []
+    return factory
+
+
+def test_real_urllib3_pool() -> None:
+    pytest.importorskip("urllib3")
+    target = load("urllib3:HTTPConnectionPool")
+    assert target.adapter == "urllib3"
+    _cycle(target)
+
+
+def test_real_redis_pool() -> None:
+    pytest.importorskip("redis")
+    target = load(None, "redis")
+    assert (target.spec, target.modes) == ("redis:BlockingConnectionPool",
+                                           adapters.BLOCKING_ONLY)
+    _cycle(target)
+    with pytest.raises(adapters.NotApplicable):
+        target.make(1, False, None, RecordingFactory())
+
+
+def test_real_redis_pool_timeout_is_per_call() -> None:
+    pytest.importorskip("redis")
+    pool = load(None, "redis").make(1, True, None, RecordingFactory())  # waits for ever
+    conn = pool.get_conn()
+    with pytest.raises(adapters.EmptyPoolError):
+        pool.get_conn(timeout=0.0)
+    pool.put_conn(conn)
+
+
+def test_real_sqlalchemy_pool() -> None:
+    pytest.importorskip("sqlalchemy")
+    target = load(None, "sqlalchemy")
+    assert target.spec == "sqlalchemy.pool:QueuePool"
+    _cycle(target)
+    factory = RecordingFactory()
+    pool = target.make(1, False, None, factory)  # max_overflow=-1: never waits
+    first, second = pool.get_conn(), pool.get_conn()
+    pool.put_conn(first)
+    pool.put_conn(second)  # the pool is full: closed, not kept
+    assert not first.closed and second.closed
+    pool.close()
+
+
+@pytest.mark.parametrize("adapter", ["redis", "sqlalchemy"])
+def test_missing_library_is_one_line_and_exit_2(adapter: str, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, adapter, None)  # import redis: ModuleNotFoundError
+    for name in [m for m in sys.modules if m.startswith(f"{adapter}.")]:
+        monkeypatch.delitem(sys.modules, name)  # put back after the test
+    assert main(["check", "--adapter", adapter]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pip install {adapter}" in err[0], err
+
+
+def test_class_with_neither_interface() -> None:
+    with pytest.raises(LoadError, match=r"has no get_conn or put_conn.*urllib3's style"):
+        load("tests.test_adapters:NoInterface")
+    with pytest.raises(LoadError, match="--adapter redis needs get_connection"):
+        load("tests.test_adapters:LearnerPool", "redis")
+
+
+def test_wrong_constructor_for_the_adapter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "tests.test_adapters:LearnerPool", "--adapter", "native"]) == 2
+    assert "has no get_conn" in capsys.readouterr().err
+    assert main(["check", "pool:Pool", "--adapter", "urllib3"]) == 2
+    assert "has no _get_conn" in capsys.readouterr().err

@@ -103,28 +103,37 @@ def reproduce_command(target: str, check: str, seed: int, profile: str) -> str:
 
 def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | None = None,
                progress: Callable[[CheckResult], None] | None = None,
-               record: HistorySink | None = None) -> list[CheckResult]:
+               record: HistorySink | None = None,
+               starting: Callable[[list[str]], None] | None = None) -> list[CheckResult]:
+    """Run the chosen checks in order: each sequential one, the stress checks together
+    (one run, every judge), then the parallel one. ``starting`` hears which checks are
+    about to run, ``progress`` each result as it comes."""
     session = Session()
-    results = []
+    results: list[CheckResult] = []
     chosen = [c for c in all_checks() if not only or c.name in only]
+
+    def report(result: CheckResult) -> None:
+        results.append(result)
+        if progress:
+            progress(result)
+
     for check in (c for c in chosen if c.name.startswith("sequential/")):
+        if starting:
+            starting([check.name])
         started = time.monotonic()
         result = _run_one(check, target, profile, seed, session)
         result.seconds = round(time.monotonic() - started, 3)
-        results.append(result)
-        if progress:
-            progress(result)
+        report(result)
     stress_checks = [c for c in chosen if c.name.startswith("stress/")]
     if stress_checks:
+        if starting:
+            starting([c.name for c in stress_checks])
         for result in run_stress_checks(target, profile, seed, stress_checks, record):
-            results.append(result)
-            if progress:
-                progress(result)
+            report(result)
     if PARALLEL in chosen:
-        result = run_parallel_check(target, profile, seed, record)
-        results.append(result)
-        if progress:
-            progress(result)
+        if starting:
+            starting([PARALLEL.name])
+        report(run_parallel_check(target, profile, seed, record))
     return results
 
 

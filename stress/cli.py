@@ -15,12 +15,12 @@ from stress.argtypes import positive_float as _positive_float
 from stress.argtypes import positive_int as _positive
 from stress.argtypes import seed as _seed
 from stress.argtypes import thread_count
-from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks, run_checks
+from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks
 from stress.concurrent import StressRun, stress_run
-from stress.history import History, dump_history
+from stress.isolation import run_isolated
 from stress.linearize_command import add_linearize_parser
 from stress.linearize_report import write_html
-from stress.loading import LoadError, Target, load
+from stress.loading import LoadError, load
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy"]
@@ -130,34 +130,30 @@ def _stress(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     spec = _target_spec(args)
-    try:
-        target = load(spec, args.adapter)
-    except LoadError as exc:
-        return _usage_error(args, spec, seed, str(exc))
+    if args.adapter != "auto" and args.adapter not in ADAPTER_KINDS:
+        return _usage_error(args, spec, seed, f"unknown adapter {args.adapter!r}")
     problem = _record_problem(args.record)
     if problem:
         return _usage_error(args, spec, seed, problem)
     profile = PROFILES[args.profile]
     err = sys.stderr
-    print(f"poolcheck: checking {target.command_spec} (profile {profile.name}, seed {seed})",
-          file=err)
-    recorded = [0]
-
-    def record(kind: str, history: History) -> None:
-        recorded[0] += 1
-        dump_history(history, args.record / f"{kind}-{recorded[0]:06d}.jsonl")
-
-    results = run_checks(target, profile, seed, args.only,
-                         progress=lambda r: print(f"  {r.name:<28} {r.status:<7} "
-                                                  f"{r.seconds:6.1f} s", file=err),
-                         record=record if args.record else None)
+    outcome = run_isolated(spec, args.adapter, profile, seed, args.only,
+                           progress=lambda r: print(f"  {r.name:<28} {r.status:<7} "
+                                                    f"{r.seconds:6.1f} s", file=err),
+                           record=args.record,
+                           loaded=lambda name: print(f"poolcheck: checking {name} (profile "
+                                                     f"{profile.name}, seed {seed})", file=err))
+    if outcome.load_error is not None:
+        return _usage_error(args, spec, seed, outcome.load_error)
+    results = outcome.results
     verdict = "fail" if any(r.status != "passed" for r in results) else "pass"
-    _print_report(spec, seed, results)
+    _print_report(outcome.command_spec, seed, results)
     _write_outputs(args, spec, seed, verdict, results)
     if args.record:
-        print(f"poolcheck: recorded {recorded[0]} histories in {args.record}", file=err)
+        recorded = len(list(args.record.glob("*.jsonl")))
+        print(f"poolcheck: recorded {recorded} histories in {args.record}", file=err)
     if args.html:
-        _write_html(args.html, target, results)
+        _write_html(args.html, results)
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL
 
 
@@ -176,7 +172,7 @@ def _record_problem(folder: Path | None) -> str | None:
     return None
 
 
-def _write_html(path: Path, target: Target, results: list[CheckResult]) -> None:
+def _write_html(path: Path, results: list[CheckResult]) -> None:
     """The failing history of the smallest evidence: parallel programs are smallest."""
     failed = [r for r in results if r.status == "failed" and r.evidence is not None]
     if not failed:

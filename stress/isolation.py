@@ -1,0 +1,267 @@
+"""Run the checks in a child process: the target can crash, hang or print, the grader goes on.
+
+The parent never imports the target. A child process (``python -m stress.isolation``) loads
+it, runs the checks and sends each result back on a pipe of its own; its stdout and stderr
+go to another pipe, of which the parent keeps only the tail. The parent gives each group of
+checks a wall-clock limit (a backstop: the watchdogs inside the child come first), and the
+child has a memory limit. If the child dies or overruns, the checks it was running are
+reported as failed (or timed out) with the reason and the end of its output, and a fresh
+child runs the checks that remain. Only the parent writes the reports.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from stress.checks import PARALLEL, CheckResult, Profile, all_checks, reproduce_command
+
+MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
+LOAD_LIMIT = 30.0  # seconds to import the target and build nothing yet
+OUTPUT_TAIL = 2000  # characters of the child's output kept for a report
+MARGIN = 60.0  # seconds on top of a group's own budget before the parent steps in
+
+
+@dataclass
+class Outcome:
+    """What an isolated run learned: a load error, or the results in check order."""
+
+    load_error: str | None = None
+    command_spec: str = ""
+    results: list[CheckResult] = field(default_factory=list)
+    output_bytes: int = 0  # what the target printed, in total
+
+
+def group_limit(profile: Profile, names: list[str], margin: float = MARGIN) -> float:
+    """How long the parent waits for a group of checks before stopping the child."""
+    if names == [PARALLEL.name]:
+        return profile.parallel_seconds + profile.shrink_seconds + margin
+    if names and names[0].startswith("stress/"):
+        return profile.stress_seconds + profile.shrink_seconds * len(names) + margin
+    return margin + profile.examples * profile.steps * 0.05  # one sequential check
+
+
+def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
+                 only: list[str] | None = None,
+                 progress: Callable[[CheckResult], None] | None = None,
+                 record: Path | None = None, memory_mb: int = MEMORY_MB,
+                 loaded: Callable[[str], None] | None = None,
+                 margin: float = MARGIN) -> Outcome:
+    """The checks of TARGET ``spec``, run in child processes; ``loaded`` hears the target's
+    name (with ``--adapter`` if needed) once it has loaded, ``progress`` each result."""
+    outcome = Outcome()
+    remaining = [c.name for c in all_checks() if not only or c.name in only]
+    while remaining:
+        child = _Child(spec, adapter, profile, seed, remaining, record, memory_mb)
+        try:
+            loaded_spec = child.wait_loaded()
+            first = not outcome.command_spec
+            if isinstance(loaded_spec, _Failed) and first:
+                outcome.load_error = loaded_spec.reason
+                return outcome
+            if isinstance(loaded_spec, _Failed):  # loaded once, not again: give up the rest
+                _blame(outcome, remaining, loaded_spec, seed, profile, progress)
+                remaining = []
+                break
+            outcome.command_spec = loaded_spec
+            if first and loaded:
+                loaded(loaded_spec)
+            running: list[str] = []
+            deadline = time.monotonic() + LOAD_LIMIT
+            while True:
+                message = child.next_message(deadline)
+                if isinstance(message, _Failed):  # died or overran: blame what was running
+                    _blame(outcome, running or remaining, message, seed, profile, progress)
+                    reported = {r.name for r in outcome.results}
+                    remaining = [n for n in remaining if n not in reported]
+                    break
+                kind, body = message
+                if kind == "start":
+                    running = list(body)
+                    deadline = time.monotonic() + group_limit(profile, running, margin)
+                elif kind == "result":
+                    outcome.results.append(body)
+                    running.remove(body.name)
+                    remaining.remove(body.name)
+                    if progress:
+                        progress(body)
+                elif kind == "done":
+                    remaining.clear()
+                    break
+        finally:
+            child.stop()
+            outcome.output_bytes += child.output_bytes
+    order = {name: i for i, name in enumerate(c.name for c in all_checks())}
+    outcome.results.sort(key=lambda r: order[r.name])
+    return outcome
+
+
+def _blame(outcome: Outcome, names: list[str], failure: _Failed, seed: int,
+           profile: Profile, progress: Callable[[CheckResult], None] | None) -> None:
+    """Report ``names`` as ended by ``failure``."""
+    invariants = {c.name: c.invariant for c in all_checks()}
+    for name in list(names):
+        result = CheckResult(name, invariants[name], failure.status, failure.reason,
+                             reproduce_command(outcome.command_spec, name, seed, profile.name))
+        outcome.results.append(result)
+        if progress:
+            progress(result)
+
+
+@dataclass
+class _Failed:
+    status: Any  # "failed" or "timeout"
+    reason: str
+
+
+class _Child:
+    """One child process, its result pipe and its drained output."""
+
+    def __init__(self, spec: str, adapter: str, profile: Profile, seed: int, only: list[str],
+                 record: Path | None, memory_mb: int) -> None:
+        self.spec = spec
+        read_fd, write_fd = os.pipe()
+        args = {"spec": spec, "adapter": adapter, "profile": asdict(profile), "seed": seed,
+                "only": only, "record": str(record) if record else None, "fd": write_fd,
+                "memory_mb": memory_mb}
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stress.isolation", json.dumps(args)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,), env=env, start_new_session=True)
+        os.close(write_fd)
+        self.messages: queue.Queue[Any] = queue.Queue()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.output_bytes = 0
+        self._readers = [
+            threading.Thread(target=self._read_messages, args=(read_fd,), daemon=True),
+            threading.Thread(target=self._drain_output, daemon=True)]
+        for t in self._readers:
+            t.start()
+
+    def _read_messages(self, fd: int) -> None:
+        with os.fdopen(fd, "rb") as pipe:
+            while True:
+                head = pipe.read(8)
+                if len(head) < 8:
+                    break
+                body = pipe.read(int.from_bytes(head, "big"))
+                try:
+                    self.messages.put(pickle.loads(body))
+                except Exception:  # a torn frame: the child died mid-write
+                    break
+        self.messages.put(None)
+
+    def _drain_output(self) -> None:
+        stream = cast(io.BufferedReader, self.proc.stdout)
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            self.output_bytes += len(chunk)
+            self.tail.append(chunk)
+            self.tail_size += len(chunk)
+            while self.tail_size - len(self.tail[0]) >= OUTPUT_TAIL and len(self.tail) > 1:
+                self.tail_size -= len(self.tail.popleft())
+
+    def wait_loaded(self) -> str | _Failed:
+        message = self.next_message(time.monotonic() + LOAD_LIMIT, "while loading the target")
+        if isinstance(message, _Failed):
+            return _Failed(message.status, f"{self.spec}: {message.reason}")
+        kind, body = message
+        if kind == "load_error":
+            return _Failed("failed", body)
+        return str(body)
+
+    def next_message(self, deadline: float,
+                     during: str = "during this check") -> tuple[str, Any] | _Failed:
+        try:
+            message = self.messages.get(timeout=max(0.0, min(deadline - time.monotonic(),
+                                                              threading.TIMEOUT_MAX)))
+        except queue.Empty:
+            self.stop()
+            return _Failed("timeout", f"did not finish within its time limit ({during}); "
+                           f"the pool's process was stopped{self._output()}")
+        if message is None:
+            code = self.proc.wait()
+            how = (f"was killed by signal {signal.Signals(-code).name}" if code < 0
+                   else f"exited with code {code}")
+            return _Failed("failed", f"the process running the pool {how} {during} "
+                           f"(a crash, os._exit, or the memory limit){self._output()}")
+        return message  # type: ignore[no-any-return]
+
+    def _output(self) -> str:
+        for t in self._readers[1:]:
+            t.join(1.0)
+        text = b"".join(self.tail).decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
+        return f"\nlast output of the pool's process:\n{text}" if text else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        self.proc.wait()
+
+
+# -- the child ---------------------------------------------------------------------------
+
+
+def _child(args: dict[str, Any]) -> None:
+    out = os.fdopen(args["fd"], "wb")
+
+    def send(kind: str, body: object) -> None:
+        data = pickle.dumps((kind, body))
+        out.write(len(data).to_bytes(8, "big") + data)
+        out.flush()
+
+    _limit_memory(args["memory_mb"])
+    from stress.checks import run_checks
+    from stress.history import History, dump_history
+    from stress.loading import LoadError, load
+
+    try:
+        target = load(args["spec"], args["adapter"])
+    except LoadError as exc:
+        send("load_error", str(exc))
+        return
+    send("loaded", target.command_spec)
+    folder = Path(args["record"]) if args["record"] else None
+    count = [len(list(folder.glob("*.jsonl")))] if folder else [0]
+
+    def record(kind: str, history: History) -> None:
+        assert folder is not None
+        count[0] += 1
+        dump_history(history, folder / f"{kind}-{count[0]:06d}.jsonl")
+
+    run_checks(target, Profile(**args["profile"]), args["seed"], args["only"],
+               progress=lambda r: send("result", r), record=record if folder else None,
+               starting=lambda names: send("start", names))
+    send("done", None)
+
+
+def _limit_memory(megabytes: int) -> None:
+    try:
+        import resource
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass  # not on this platform: the wall-clock limits still hold
+
+
+if __name__ == "__main__":
+    _child(json.loads(sys.argv[1]))
+    sys.stdout.flush()
+    os._exit(0)  # threads a hung pool left behind must not keep the child alive

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from stress.adapters import ADAPTERS as ADAPTER_KINDS
 from stress.argtypes import positive_float as _positive_float
 from stress.argtypes import positive_int as _positive
 from stress.argtypes import seed as _seed
 from stress.argtypes import thread_count
-from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks
+from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks, weight
 from stress.concurrent import StressRun, stress_run
 from stress.isolation import run_isolated
 from stress.linearize_command import add_linearize_parser
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     check.add_argument("--gradescope", type=Path, metavar="PATH",
                        help="write a Gradescope results.json")
+    check.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
     check.add_argument("--record", type=Path, metavar="DIR",
                        help="save every concurrent history the checks ran, one JSON Lines "
                             "file each (the format `poolcheck linearize` reads), into DIR")
@@ -80,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="blocking mode (default: drawn per round)")
     stress.set_defaults(run=_stress)
     add_linearize_parser(sub)
+
+    grade = sub.add_parser("grade", help="check every submission in a folder, in parallel")
+    grade.add_argument("folder", type=Path, metavar="DIR",
+                       help="a folder of submissions: .py files, or folders with pool.py")
+    grade.add_argument("--adapter", choices=ADAPTERS, default="auto")
+    grade.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    grade.add_argument("--seed", type=_seed, default=None,
+                       help="seed of the batch; each submission's is derived from it")
+    grade.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
+                       help="submissions checked at once (default: one per core)")
+    grade.add_argument("--check", action="append", dest="only", metavar="NAME",
+                       choices=[c.name for c in all_checks()],
+                       help="grade only this check (repeatable)")
+    grade.add_argument("--out", type=Path, metavar="DIR", default=Path("poolcheck-grades"),
+                       help="where the reports go (default ./poolcheck-grades)")
+    grade.set_defaults(run=_grade)
     return parser
 
 
@@ -190,6 +209,57 @@ def _write_html(path: Path, results: list[CheckResult]) -> None:
           file=sys.stderr)
 
 
+def _grade(args: argparse.Namespace) -> int:
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        from stress.grading import find_submissions, grade_all, summary_table, write_reports
+    except ImportError as exc:
+        print(f"poolcheck: error: grade needs {exc.name}: pip install 'poolcheck[grade]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    folder: Path = args.folder
+    if not folder.is_dir():
+        print(f"poolcheck: error: {folder}: no such folder", file=sys.stderr)
+        return EXIT_USAGE
+    submissions, skipped = find_submissions(folder)
+    console = Console(stderr=True)
+    for line in skipped:
+        console.print(f"poolcheck: {line}", highlight=False)
+    if not submissions:
+        print(f"poolcheck: error: {folder}: no submissions (.py files, or folders with "
+              "pool.py)", file=sys.stderr)
+        return EXIT_USAGE
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    profile = PROFILES[args.profile]
+    console.print(f"poolcheck: grading {len(submissions)} submissions in {folder} (profile "
+                  f"{profile.name}, batch seed {seed}, {args.jobs} at a time)", highlight=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("grading", total=len(submissions))
+
+        def done(g: Any) -> None:
+            what = g.error or f"{g.score:g}/{g.max_score:g}"
+            progress.console.print(f"  {g.submission.name}: {g.verdict} ({what})",
+                                   highlight=False)
+            progress.advance(task)
+
+        graded = grade_all(submissions, args.adapter, profile, seed, args.jobs, args.only,
+                           done)
+    title = f"poolcheck grade {folder} (profile {profile.name}, batch seed {seed})"
+    Console().print(summary_table(graded, title))
+    try:
+        write_reports(graded, args.out, title)
+    except OSError as exc:
+        print(f"poolcheck: error: cannot write the reports in {args.out}: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    console.print(f"poolcheck: reports in {args.out}/ (summary.csv, summary.html, "
+                  "junit.xml, one .json per submission)", highlight=False)
+    return EXIT_PASS if all(g.verdict == "pass" for g in graded) else EXIT_FAIL
+
+
 def _usage_error(args: argparse.Namespace, spec: str, seed: int, reason: str) -> int:
     print(f"poolcheck: error: {reason}", file=sys.stderr)
     _write_outputs(args, spec, seed, "error", [], reason)
@@ -215,14 +285,23 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
             doc["error"] = error
         _write(args.json, json.dumps(doc, indent=2))
     if args.gradescope:
-        tests = [{"name": r.name, "score": 1.0 if r.status == "passed" else 0.0,
-                  "max_score": 1.0, "status": "passed" if r.status == "passed" else "failed",
+        tests = [{"name": r.name, "score": weight(r.name) if r.status == "passed" else 0.0,
+                  "max_score": weight(r.name),
+                  "status": "passed" if r.status == "passed" else "failed",
                   "output": f"{r.message}\nreproduce: {r.reproduce}",
                   "visibility": "visible"} for r in results]
         doc = {"score": sum(float(str(t["score"])) for t in tests), "tests": tests}
         if error:
             doc["output"] = f"the pool could not be checked: {error}"
         _write(args.gradescope, json.dumps(doc, indent=2))
+    if args.junit:
+        from stress.grading import Graded, Submission, write_junit
+        graded = Graded(Submission(spec, spec), seed, verdict, results, error)
+        try:
+            write_junit([graded], args.junit)
+        except OSError as exc:
+            print(f"poolcheck: error: cannot write {args.junit}: {exc.strerror}",
+                  file=sys.stderr)
 
 
 def _write(path: Path, text: str) -> None:

@@ -87,7 +87,7 @@ HistorySink = Callable[[str, History], None]  # (which check ran it, the history
 
 def weight(check: str) -> float:
     """Points a check is worth in a score. Every check counts the same: each is a way a
-    pool can be wrong, and none is a detail. (Instructors' own weights: issue 8.)"""
+    pool can be wrong, and none is a detail. Instructors cannot set their own yet."""
     return 1.0
 
 

@@ -194,10 +194,11 @@ class Failure:
     runs: int
 
     def report(self) -> str:
+        tries = ("" if self.runs == 1 else
+                 f"(failed on run {self.run} of up to {self.runs}; "
+                 "a race need not recur every run)\n")
         return (f"maxsize={self.maxsize}, block={self.block}, program:\n"
-                f"{self.program.describe()}\n"
-                f"(failed on run {self.run} of up to {self.runs}; "
-                "a race need not recur every run)\n\n"
+                f"{self.program.describe()}\n{tries}\n"
                 f"{format_report(self.history, self.result)}")
 
 

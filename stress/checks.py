@@ -85,12 +85,6 @@ PARALLEL = Check("parallel/linearizable", "linearizable")
 HistorySink = Callable[[str, History], None]  # (which check ran it, the history)
 
 
-def weight(check: str) -> float:
-    """Points a check is worth in a score. Every check counts the same: each is a way a
-    pool can be wrong, and none is a detail. Instructors cannot set their own yet."""
-    return 1.0
-
-
 def all_checks() -> list[Check]:
     return [Check(f"sequential/{inv}", inv, needs_close=inv == "closed")
             for inv in SEQUENTIAL_INVARIANTS] + [

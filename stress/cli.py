@@ -17,8 +17,9 @@ from stress.argtypes import positive_float as _positive_float
 from stress.argtypes import positive_int as _positive
 from stress.argtypes import seed as _seed
 from stress.argtypes import thread_count
-from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks, weight
+from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks
 from stress.concurrent import StressRun, stress_run
+from stress.config import ConfigError, Grading, load_config
 from stress.isolation import run_isolated
 from stress.linearize_command import add_linearize_parser
 from stress.linearize_report import write_html
@@ -60,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--gradescope", type=Path, metavar="PATH",
                        help="write a Gradescope results.json")
     check.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
+    check.add_argument("--prairielearn", type=Path, metavar="PATH",
+                       help="write a PrairieLearn results.json")
+    check.add_argument("--config", type=Path, metavar="TOML",
+                       help="which checks count, their weights, which are hidden "
+                            "(see examples/grading/)")
     check.add_argument("--record", type=Path, metavar="DIR",
                        help="save every concurrent history the checks ran, one JSON Lines "
                             "file each (the format `poolcheck linearize` reads), into DIR")
@@ -96,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--check", action="append", dest="only", metavar="NAME",
                        choices=[c.name for c in all_checks()],
                        help="grade only this check (repeatable)")
+    grade.add_argument("--config", type=Path, metavar="TOML",
+                       help="which checks count, their weights, which are hidden")
     grade.add_argument("--out", type=Path, metavar="DIR", default=Path("poolcheck-grades"),
                        help="where the reports go (default ./poolcheck-grades)")
     grade.set_defaults(run=_grade)
@@ -154,9 +162,14 @@ def _check(args: argparse.Namespace) -> int:
     problem = _record_problem(args.record)
     if problem:
         return _usage_error(args, spec, seed, problem)
+    try:
+        args.grading = load_config(args.config) if args.config else Grading()
+    except ConfigError as exc:
+        return _usage_error(args, spec, seed, str(exc))
+    chosen = [c for c in args.grading.checks if not args.only or c in args.only]
     profile = PROFILES[args.profile]
     err = sys.stderr
-    outcome = run_isolated(spec, args.adapter, profile, seed, args.only,
+    outcome = run_isolated(spec, args.adapter, profile, seed, chosen,
                            progress=lambda r: print(f"  {r.name:<28} {r.status:<7} "
                                                     f"{r.seconds:6.1f} s", file=err),
                            record=args.record,
@@ -219,6 +232,11 @@ def _grade(args: argparse.Namespace) -> int:
         print(f"poolcheck: error: grade needs {exc.name}: pip install 'poolcheck[grade]'",
               file=sys.stderr)
         return EXIT_USAGE
+    try:
+        config = load_config(args.config) if args.config else Grading()
+    except ConfigError as exc:
+        print(f"poolcheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"poolcheck: error: {folder}: no such folder", file=sys.stderr)
@@ -246,7 +264,7 @@ def _grade(args: argparse.Namespace) -> int:
             progress.advance(task)
 
         graded = grade_all(submissions, args.adapter, profile, seed, args.jobs, args.only,
-                           done)
+                           done, config)
     title = f"poolcheck grade {folder} (profile {profile.name}, batch seed {seed})"
     Console().print(summary_table(graded, title))
     try:
@@ -284,16 +302,21 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
         if error:
             doc["error"] = error
         _write(args.json, json.dumps(doc, indent=2))
+    grading: Grading = getattr(args, "grading", None) or Grading()
     if args.gradescope:
-        tests = [{"name": r.name, "score": weight(r.name) if r.status == "passed" else 0.0,
-                  "max_score": weight(r.name),
+        tests = [{"name": r.name,
+                  "score": grading.weight(r.name) if r.status == "passed" else 0.0,
+                  "max_score": grading.weight(r.name),
                   "status": "passed" if r.status == "passed" else "failed",
                   "output": f"{r.message}\nreproduce: {r.reproduce}",
-                  "visibility": "visible"} for r in results]
+                  "visibility": "after_due_date" if r.name in grading.hidden else "visible"}
+                 for r in results]
         doc = {"score": sum(float(str(t["score"])) for t in tests), "tests": tests}
         if error:
             doc["output"] = f"the pool could not be checked: {error}"
         _write(args.gradescope, json.dumps(doc, indent=2))
+    if args.prairielearn:
+        _write(args.prairielearn, json.dumps(_prairielearn(results, grading, error), indent=2))
     if args.junit:
         from stress.grading import Graded, Submission, write_junit
         graded = Graded(Submission(spec, spec), seed, verdict, results, error)
@@ -302,6 +325,28 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
         except OSError as exc:
             print(f"poolcheck: error: cannot write {args.junit}: {exc.strerror}",
                   file=sys.stderr)
+
+
+def _prairielearn(results: list[CheckResult], grading: Grading,
+                  error: str | None) -> dict[str, object]:
+    """PrairieLearn's external grader results: a score in [0, 1] and one test per check.
+    A hidden check counts, but its message and output are withheld (PrairieLearn has no
+    "after the deadline")."""
+    tests = []
+    for r in results:
+        hidden = r.name in grading.hidden
+        points = grading.weight(r.name) if r.status == "passed" else 0.0
+        tests.append({"name": r.name, "points": points, "max_points": grading.weight(r.name),
+                      "message": "hidden until the results are released" if hidden
+                      else r.message.strip().splitlines()[0] if r.message.strip() else "",
+                      "output": "" if hidden else f"{r.message}\nreproduce: {r.reproduce}"})
+    total = sum(float(str(t["max_points"])) for t in tests)
+    score = sum(float(str(t["points"])) for t in tests) / total if total else 0.0
+    doc: dict[str, object] = {"gradable": error is None, "score": round(score, 4),
+                              "tests": tests}
+    if error:
+        doc["message"] = f"the pool could not be checked: {error}"
+    return doc
 
 
 def _write(path: Path, text: str) -> None:

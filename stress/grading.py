@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stress.checks import CheckResult, Profile, derive_seed, weight
+from stress.checks import CheckResult, Profile, derive_seed
+from stress.config import Grading
 from stress.isolation import run_isolated
 
 
@@ -37,14 +38,15 @@ class Graded:
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    config: Grading = field(default_factory=Grading)
 
     @property
     def score(self) -> float:
-        return sum(weight(r.name) for r in self.results if r.status == "passed")
+        return sum(self.config.weight(r.name) for r in self.results if r.status == "passed")
 
     @property
     def max_score(self) -> float:
-        return sum(weight(r.name) for r in self.results)
+        return sum(self.config.weight(r.name) for r in self.results)
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -87,24 +89,27 @@ def _folder_submission(folder: Path) -> Submission:
 
 
 def grade(submission: Submission, adapter: str, profile: Profile, seed: int,
-          only: list[str] | None = None) -> Graded:
+          only: list[str] | None = None, config: Grading | None = None) -> Graded:
+    config = config or Grading()
     if submission.spec is None:
-        return Graded(submission, seed, "error", error=submission.problem)
-    outcome = run_isolated(submission.spec, adapter, profile, seed, only)
+        return Graded(submission, seed, "error", error=submission.problem, config=config)
+    chosen = [c for c in config.checks if not only or c in only]
+    outcome = run_isolated(submission.spec, adapter, profile, seed, chosen)
     if outcome.load_error is not None:
-        return Graded(submission, seed, "error", error=outcome.load_error)
+        return Graded(submission, seed, "error", error=outcome.load_error, config=config)
     verdict = "fail" if any(r.status != "passed" for r in outcome.results) else "pass"
     return Graded(submission, seed, verdict, outcome.results,
-                  seconds=round(sum(r.seconds for r in outcome.results), 1))
+                  seconds=round(sum(r.seconds for r in outcome.results), 1), config=config)
 
 
 def grade_all(submissions: list[Submission], adapter: str, profile: Profile, seed: int,
               jobs: int, only: list[str] | None = None,
-              done: Callable[[Graded], None] | None = None) -> list[Graded]:
+              done: Callable[[Graded], None] | None = None,
+              config: Grading | None = None) -> list[Graded]:
     """Every submission, ``jobs`` at a time (each in child processes of its own)."""
     def one(submission: Submission) -> Graded:
         graded = grade(submission, adapter, profile,
-                       derive_seed(seed, "grade", submission.name), only)
+                       derive_seed(seed, "grade", submission.name), only, config)
         if done:
             done(graded)
         return graded

@@ -1,0 +1,107 @@
+"""An instructor's grading config: which checks count, their weights, which stay hidden.
+
+A small TOML file::
+
+    [weights]                    # a check counts only if a pattern here matches its name
+    "sequential/*" = 1           # fnmatch patterns; the last pattern that matches wins
+    "stress/*" = 2
+    "stress/timeout" = 0         # 0: not run, not counted
+
+    [hidden]                     # results learners see only after the deadline
+    checks = ["parallel/*"]
+
+Every mistake in it (an unknown key, a pattern that matches no check, a weight that is
+negative or not a number, TOML that does not parse) is one clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from stress.checks import all_checks
+
+
+class ConfigError(ValueError):
+    """The config cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Grading:
+    """Default: every check counts 1 point, nothing hidden."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {c.name: 1.0 for c in all_checks()})
+    hidden: frozenset[str] = frozenset()
+
+    @property
+    def checks(self) -> list[str]:
+        """The checks to run, in the usual order."""
+        return [c.name for c in all_checks() if self.weights.get(c.name, 0.0) > 0]
+
+    def weight(self, check: str) -> float:
+        return self.weights.get(check, 0.0)
+
+
+def load_config(path: Path) -> Grading:
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it: {exc.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    return parse_config(doc, where)
+
+
+def parse_config(doc: dict[str, Any], where: str = "config") -> Grading:
+    names = [c.name for c in all_checks()]
+    unknown = sorted(set(doc) - {"weights", "hidden"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)} "
+                          "(expected [weights] and [hidden])")
+    table = doc.get("weights")
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where}: [weights] is missing or empty; it says which checks "
+                          'count, e.g. "sequential/*" = 1')
+    weights: dict[str, float] = {}
+    for pattern, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ConfigError(f"{where}: weight of {pattern!r} must be a number, "
+                              f"not {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where}: weight of {pattern!r} is negative ({value}); "
+                              "use 0 to leave a check out")
+        for name in _matching(pattern, names, where, "weights"):
+            weights[name] = float(value)
+    hidden_table = doc.get("hidden", {})
+    if not isinstance(hidden_table, dict) or set(hidden_table) - {"checks"}:
+        raise ConfigError(f'{where}: [hidden] takes one key, checks = ["pattern", ...]')
+    patterns = hidden_table.get("checks", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"{where}: [hidden] checks must be a list of check names or "
+                          "patterns")
+    hidden = {name for p in patterns for name in _matching(p, names, where, "hidden")}
+    grading = Grading(weights, frozenset(hidden))
+    if not grading.checks:
+        raise ConfigError(f"{where}: every weight is 0: no check would run")
+    return grading
+
+
+def _matching(pattern: str, names: list[str], where: str, section: str) -> list[str]:
+    found = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if not found:
+        raise ConfigError(f"{where}: [{section}] {pattern!r} matches no check (checks are "
+                          "named like sequential/bound, stress/wakeup, "
+                          "parallel/linearizable; see poolcheck check --help)")
+    return found

@@ -20,6 +20,7 @@ from stress.argtypes import thread_count
 from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks
 from stress.concurrent import StressRun, stress_run
 from stress.config import ConfigError, Grading, load_config
+from stress.explain import checks_json, explain
 from stress.isolation import run_isolated
 from stress.linearize_command import add_linearize_parser
 from stress.linearize_report import write_html
@@ -289,6 +290,9 @@ def _print_report(spec: str, seed: int, results: list[CheckResult]) -> None:
     for r in bad:
         print(f"\n{r.status.upper()} {r.name} ({r.invariant})")
         print(r.message.rstrip())
+        explanation = explain(r, results)
+        if explanation is not None:
+            print(explanation.text())
         print(f"reproduce: {r.reproduce}")
     passed = len(results) - len(bad)
     print(f"\n{spec}: {passed} of {len(results)} checks passed (seed {seed})")
@@ -298,7 +302,7 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
                    results: list[CheckResult], error: str | None = None) -> None:
     if args.json:
         doc: dict[str, object] = {"target": spec, "verdict": verdict, "seed": seed,
-                                  "checks": [r.as_json() for r in results]}
+                                  "checks": checks_json(results)}
         if error:
             doc["error"] = error
         _write(args.json, json.dumps(doc, indent=2))
@@ -308,7 +312,7 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
                   "score": grading.weight(r.name) if r.status == "passed" else 0.0,
                   "max_score": grading.weight(r.name),
                   "status": "passed" if r.status == "passed" else "failed",
-                  "output": f"{r.message}\nreproduce: {r.reproduce}",
+                  "output": _feedback(r, results),
                   "visibility": "after_due_date" if r.name in grading.hidden else "visible"}
                  for r in results]
         doc = {"score": sum(float(str(t["score"])) for t in tests), "tests": tests}
@@ -327,6 +331,13 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
                   file=sys.stderr)
 
 
+def _feedback(result: CheckResult, results: list[CheckResult]) -> str:
+    """A check's text for a learner: the explanation first, then the evidence."""
+    explanation = explain(result, results)
+    head = f"{explanation.text()}\n\n" if explanation else ""
+    return f"{head}{result.message}\nreproduce: {result.reproduce}"
+
+
 def _prairielearn(results: list[CheckResult], grading: Grading,
                   error: str | None) -> dict[str, object]:
     """PrairieLearn's external grader results: a score in [0, 1] and one test per check.
@@ -339,7 +350,7 @@ def _prairielearn(results: list[CheckResult], grading: Grading,
         tests.append({"name": r.name, "points": points, "max_points": grading.weight(r.name),
                       "message": "hidden until the results are released" if hidden
                       else r.message.strip().splitlines()[0] if r.message.strip() else "",
-                      "output": "" if hidden else f"{r.message}\nreproduce: {r.reproduce}"})
+                      "output": "" if hidden else _feedback(r, results)})
     total = sum(float(str(t["max_points"])) for t in tests)
     score = sum(float(str(t["points"])) for t in tests) / total if total else 0.0
     doc: dict[str, object] = {"gradable": error is None, "score": round(score, 4),

@@ -20,6 +20,7 @@ from typing import Any
 
 from stress.checks import CheckResult, Profile, derive_seed
 from stress.config import Grading
+from stress.explain import checks_json, explain
 from stress.isolation import run_isolated
 
 
@@ -56,7 +57,7 @@ class Graded:
         doc: dict[str, Any] = {"target": self.submission.spec or self.submission.name,
                                "verdict": self.verdict, "seed": self.seed,
                                "score": self.score, "max_score": self.max_score,
-                               "checks": [r.as_json() for r in self.results]}
+                               "checks": checks_json(self.results)}
         if self.error:
             doc["error"] = self.error
         return doc
@@ -172,6 +173,9 @@ def _write_html(graded: list[Graded], path: Path, title: str) -> Path:
     for g in graded:
         for r in g.failed:
             console.print(f"\n[bold]{escape(g.submission.name)}: {r.name}[/] ({r.status})")
+            explanation = explain(r, g.results)
+            if explanation is not None:
+                console.print(escape(explanation.text()), highlight=False)
             console.print(escape(r.message.strip()), highlight=False)
             console.print(f"reproduce: {escape(r.reproduce)}", highlight=False)
     path.write_text(console.export_html(inline_styles=True, clear=True))

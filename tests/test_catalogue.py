@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from stress.checks import PROFILES, run_checks
+from stress.explain import explain
 from stress.loading import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,11 +21,26 @@ BUGGY = sorted(p for p in (ROOT / "examples" / "buggy").glob("*.py") if p.stem !
 CORRECT = ["pool:Pool"] + [
     f"{p}:Pool" for p in sorted((ROOT / "examples" / "correct").glob("*.py"))
     if p.stem != "__init__"]
+# what a learner should be told each pool gets wrong: the explanation of at least one of
+# its failed checks names this concept (chosen from the run, never from the file's name)
+CONCEPTS = {
+    "baseexception_leaks_slot": "BaseException", "close_leaves_idle_open": "close() must close",
+    "close_races_put": "check-then-act with close()", "close_wakes_nobody": "wake waiters",
+    "closed_pool_hands_out": "a closed pool must refuse", "count_outside_lock": "check-then-act",
+    "failed_connect_keeps_slot": "leaking on an exception path",
+    "lock_not_released": "lock that is never released", "lost_wakeup": "lost wakeup",
+    "nonblock_keeps_all": "limit is not enforced", "peek_idle_outside_lock": "idle list",
+    "placeholder_after_empty": "limit is not enforced",
+    "put_none_forgets_slot": "put_conn(None)", "semaphore_permit_not_conn": "no sequential order",
+    "timed_out_waiter_gets_conn": "leaked connection", "timeout_ignored": "ignores its timeout",
+    "timeout_too_early": "deadline arithmetic", "wrong_error": "the contract's errors",
+}
 # a race needs luck: give the stress rounds room, they stop as soon as the bug shows
 PATIENT = replace(PROFILES["quick"], stress_seconds=30)
 
 
 def test_catalogue_is_complete() -> None:
+    assert set(CONCEPTS) == {p.stem for p in BUGGY}
     expected = {_expected(p) for p in BUGGY}
     assert len(BUGGY) >= 12 and len(CORRECT) >= 3
     assert expected >= {"bound", "exclusive", "no-leak", "capacity", "closed", "timeout",
@@ -46,6 +62,8 @@ def test_buggy_pool_is_caught(path: Path, seed: int) -> None:
     for r in results:
         if r.status == "failed":
             assert f"--seed {seed} --check {r.name}" in r.reproduce
+    concepts = [e.concept for e in (explain(r, results) for r in results) if e is not None]
+    assert any(CONCEPTS[path.stem] in c for c in concepts), concepts
 
 
 @pytest.mark.parametrize("seed", [11, 12])

@@ -1,0 +1,193 @@
+"""Plain words for a failed check: what went wrong here, the idea behind it, one hint.
+
+Written for learners, read next to the report. The concept is chosen from what this run
+showed, never from the pool's name: whether the same invariant also broke with one caller
+at a time (then it is not a race), what the shrunk sequential program did (a factory that
+raised, ``put_conn(None)``), and what the message says (waiters left waiting, an error
+too early). The hints point at where to look, not at the code to write.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from stress.checks import CheckResult
+
+_OWN = str(Path(__file__).resolve().parent)  # poolcheck's own frames are not the learner's
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n'
+                    r"(?P<code>[^\n]*)")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    what: str  # this run, in one sentence
+    concept: str  # the general idea, named
+    about: str  # the idea in two sentences
+    hint: str
+    where: tuple[str, ...] = ()  # lines of the learner's code the report's stacks show
+
+    def as_json(self) -> dict[str, object]:
+        return {"what": self.what, "concept": self.concept, "about": self.about,
+                "hint": self.hint, "where": list(self.where)}
+
+    def text(self) -> str:
+        lines = [f"what happened: {self.what}", f"concept: {self.concept}. {self.about}",
+                 f"hint: {self.hint}"]
+        if self.where:
+            lines.append("your code, where the report's stacks were: " + "; ".join(self.where))
+        return "\n".join(lines)
+
+
+def explain(result: CheckResult, results: list[CheckResult]) -> Explanation | None:
+    """The explanation of ``result`` (None if it passed), given the whole run's results."""
+    if result.status == "passed":
+        return None
+    message = result.message.strip()
+    what = message.splitlines()[0] if message else result.status
+    strategy = result.name.split("/")[0]
+    same_alone = {r.status for r in results
+                  if r.name == f"sequential/{result.invariant}"}
+    any_alone = any(r.status == "failed" for r in results if r.name.startswith("sequential/"))
+    race = strategy != "sequential" and "failed" not in same_alone and (
+        result.invariant != "linearizable" or not any_alone)
+    concept, about, hint = _concept(result, message, strategy, race)
+    return Explanation(what, concept, about, hint, _where(message))
+
+
+def _concept(result: CheckResult, message: str, strategy: str,
+             race: bool) -> tuple[str, str, str]:
+    inv = result.invariant
+    if result.status == "timeout" or "the process running the pool" in message:
+        return ("the pool's process stopped", "The checks run your pool in a separate "
+                "process, and it crashed, exited or ran out of time or memory.",
+                "Run the reproduce command and look at the last output shown.")
+    if "not implemented" in message or "NotImplementedError" in message:
+        return ("not written yet", "Part of the pool is still missing.",
+                "Finish the step of the exercise this check belongs to.")
+    if result.status == "error":
+        return ("not completed", "This check could not finish because the pool hangs.",
+                "Fix the hang first (the deadlock-free or timeout check says where).")
+    sequential = strategy == "sequential"
+    if inv == "bound":
+        if race:
+            return ("check-then-act", "Two callers both saw room for one more connection "
+                    "and both acted on it: checking and claiming are separate steps, and "
+                    "another thread ran in between.", "Make 'is there room?' and 'claim "
+                    "it' one step under the lock, before you connect or let go of it.")
+        return ("the limit is not enforced", "Even with one caller at a time, some path "
+                "creates or keeps a connection beyond maxsize.", "List every place a "
+                "connection is created or kept; each must check the limit against an "
+                "up-to-date count.")
+    if inv == "exclusive":
+        if race:
+            return ("check-then-act on the idle list", "A caller looked at an idle "
+                    "connection and took it in a separate step; another caller took the "
+                    "same one in between.", "Looking and taking must be one step under the "
+                    "lock: never a peek followed by a remove.")
+        return ("double hand-out", "The pool handed out a connection that was already "
+                "checked out: it was returned twice, or stayed in the idle list.",
+                "Follow one connection: at any moment it is either idle in the pool or "
+                "held by one caller, never both.")
+    if inv == "capacity":
+        if sequential and "Interrupted" in message:
+            return ("leaking on an exception path (BaseException)", "A BaseException that "
+                    "is not an Exception (KeyboardInterrupt, a timeout from another "
+                    "library) went through the pool and the slot it had reserved was never "
+                    "given back.", "`except Exception` does not see it: give the slot back "
+                    "in a `finally` or `except BaseException` that re-raises.")
+        if sequential and "ConnectFailed" in message:
+            return ("leaking on an exception path", "The connection factory raised and "
+                    "the slot reserved for that connection was never given back.",
+                    "Whatever the factory raises, the reservation must be undone before the "
+                    "error leaves get_conn.")
+        if sequential and "put_conn(None)" in message:
+            return ("a slot not given back by put_conn(None)", "A caller that closed a "
+                    "broken connection returned its slot with put_conn(None), and the pool "
+                    "did not count it as free.", "put_conn(None) means: one fewer "
+                    "connection exists, the slot is free again, and a waiter may use it.")
+        return ("a lost slot", "The pool can no longer hand out maxsize connections: its "
+                "count went up on some path and never came back down.", "Check every "
+                "path that reserves a slot: a factory that raises (an Exception or a "
+                "BaseException), put_conn(None), a wait that times out.")
+    if inv == "no-leak":
+        if sequential and "close() left" in message:
+            return ("close() must close what it holds", "close() left idle connections "
+                    "open, and nothing will ever hand them out again.", "close() closes "
+                    "every idle connection; those checked out are closed when returned.")
+        return ("a leaked connection", "A connection the pool made stayed open although "
+                "nobody holds it and the pool does not keep it.", "Follow every path on "
+                "which the pool lets go of a connection (a full or closed pool, a caller "
+                "that stopped waiting, an error): each must close it or keep it idle.")
+    first = message.splitlines()[0] if message else ""
+    if inv == "closed":
+        if "wait" in first and "ClosedPoolError" in first:
+            return ("close() must wake waiters", "Callers waiting in get_conn when close() "
+                    "ran kept waiting: the state changed, but nobody told them.",
+                    "After close() changes the state, wake every waiter so each one looks "
+                    "again and raises ClosedPoolError.")
+        if race:
+            return ("check-then-act with close()", "A decision about 'open or closed' was "
+                    "made on a value read before close() ran.", "Read the closed flag and "
+                    "act on it under the same lock that close() takes.")
+        return ("a closed pool must refuse", "After close(), get_conn must raise "
+                "ClosedPoolError and returned connections must be closed.", "Check the "
+                "closed flag in get_conn (also after every wait) and in put_conn.")
+    if inv == "timeout":
+        if "before the" in first:
+            return ("deadline arithmetic", "EmptyPoolError came before the timeout had "
+                    "passed.", "Compute the deadline once; after every wake-up wait only for "
+                    "the time left, and give up only when it has passed.")
+        return ("a wait that ignores its timeout", "get_conn waited far longer than its "
+                "timeout.", "Every wait inside get_conn must be bounded by the time left "
+                "until the deadline.")
+    if inv == "wakeup":
+        return ("lost wakeup", "A caller kept waiting although a connection or a free slot "
+                "was available: whoever made it available did not wake a waiter.",
+                "Every path that returns a connection or frees a slot (put_conn, "
+                "put_conn(None), a failed connect) must notify; waiters re-check in a loop.")
+    if inv == "deadlock-free":
+        return ("a lock that is never released", "A call never returned: the thread waits "
+                "for something no other thread will ever do, typically a lock taken by "
+                "hand and not released on some path.", "Prefer `with lock:` to acquire() "
+                "and release(), and look at the stacks: where is each thread waiting?")
+    if inv == "errors":
+        return ("only the contract's errors", "The pool raised an exception the contract "
+                "does not allow, or changed the factory's.", "get_conn raises "
+                "ClosedPoolError, EmptyPoolError (block=True only) or exactly what the "
+                "factory raised; put_conn and close raise nothing.")
+    if inv == "linearizable" and race:
+        return ("an outcome no sequential order explains", "The threads got results that "
+                "no one-at-a-time order of their calls could give: a decision was made on "
+                "state that another thread changed in between (check-then-act).", "Every "
+                "decision (is something idle? is there room? is the pool closed?) and the "
+                "change it leads to must happen under one lock.")
+    return ("fix the one-caller-at-a-time behaviour first", "This pool already breaks the "
+            "contract without concurrency; the concurrent checks only repeat it.",
+            "Start with the failing sequential checks.")
+
+
+def _where(message: str) -> tuple[str, ...]:
+    """The learner's frames in the report's stacks and tracebacks, in order, once each."""
+    seen: list[str] = []
+    for m in _FRAME.finditer(message):
+        path = m["file"]
+        if path.startswith(_OWN) or "/lib/python3" in path or path.startswith("<"):
+            continue
+        line = f"{Path(path).name}:{m['line']} in {m['func']}: {m['code'].strip()}"
+        if line not in seen:
+            seen.append(line)
+    return tuple(seen[:6])
+
+
+def checks_json(results: list[CheckResult]) -> list[dict[str, object]]:
+    """The results as the JSON reports carry them, each failure with its explanation."""
+    docs = []
+    for r in results:
+        doc = r.as_json()
+        explanation = explain(r, results)
+        if explanation is not None:
+            doc["explanation"] = explanation.as_json()
+        docs.append(doc)
+    return docs

@@ -82,6 +82,9 @@ class Check:
 
 
 PARALLEL = Check("parallel/linearizable", "linearizable")
+NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this check "
+                 "tested nothing (the pool must hand out connections before it can keep "
+                 "the contract)")
 HistorySink = Callable[[str, History], None]  # (which check ran it, the history)
 
 
@@ -159,6 +162,8 @@ def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[
             detected = run.found_at[check.invariant]
         elif run.stalled and check.invariant != "deadlock-free":
             status, message = "error", "not completed: the pool hangs (see deadlock-free)"
+        elif not run.handed_out and check.invariant != "errors":
+            status, message = "failed", NOT_EXERCISED
         else:
             status, message = "passed", (f"no violation in {run.rounds} rounds "
                                          f"({run.calls} calls, 8 threads)")
@@ -196,6 +201,9 @@ def run_parallel_check(target: Target, profile: Profile, seed: int,
         return CheckResult(PARALLEL.name, PARALLEL.invariant, "error",
                            f"not completed: the pool hangs (see deadlock-free)\n{found.hang}",
                            reproduce, seconds)
+    if not found.handed_out:
+        return CheckResult(PARALLEL.name, PARALLEL.invariant, "failed", NOT_EXERCISED,
+                           reproduce, seconds)
     return CheckResult(PARALLEL.name, PARALLEL.invariant, "passed",
                        f"no violation in {found.programs} parallel programs "
                        f"({found.runs} runs of 1 to {parallel.LANES + 1} threads)",
@@ -211,6 +219,7 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
 
     if check.needs_close and not target.has_close:
         return result("failed", "not implemented: the pool has no close() method")
+    handed_out = session.handed_out
     with Watchdog() as watchdog:
         for maxsize, block in (c for c in CONFIGS if c[1] in target.modes):
             if session.hang is not None:
@@ -228,6 +237,8 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
                           f"period)\nsteps:\n{steps}\nstack of the hung call:\n{hang.stack}")
         return result("error", "not completed: the pool hangs (see "
                       f"{', '.join(sorted(hang.invariants))})")
+    if session.handed_out == handed_out and check.invariant != "errors":
+        return result("failed", NOT_EXERCISED)
     return result("passed", "no violation found")
 
 

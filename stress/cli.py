@@ -25,6 +25,7 @@ from stress.isolation import run_isolated
 from stress.linearize_command import add_linearize_parser
 from stress.linearize_report import write_html
 from stress.loading import LoadError, load
+from stress.starter import add_init_parser
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy"]
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="blocking mode (default: drawn per round)")
     stress.set_defaults(run=_stress)
     add_linearize_parser(sub)
+    add_init_parser(sub)
 
     grade = sub.add_parser("grade", help="check every submission in a folder, in parallel")
     grade.add_argument("folder", type=Path, metavar="DIR",
@@ -292,7 +294,7 @@ def _print_report(spec: str, seed: int, results: list[CheckResult]) -> None:
         print(r.message.rstrip())
         explanation = explain(r, results)
         if explanation is not None:
-            print(explanation.text())
+            print(explanation.text(what=False))
         print(f"reproduce: {r.reproduce}")
     passed = len(results) - len(bad)
     print(f"\n{spec}: {passed} of {len(results)} checks passed (seed {seed})")

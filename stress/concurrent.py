@@ -22,6 +22,7 @@ MAX_STALLS = 2  # each costs a stall period; more would only repeat the same new
 class StressRun:
     rounds: int = 0
     calls: int = 0
+    handed_out: int = 0  # successful get_conn calls
     stalled: bool = False
     failures: dict[str, str] = field(default_factory=dict)  # invariant -> report
     found_at: dict[str, float] = field(default_factory=dict)  # invariant -> seconds to find
@@ -57,6 +58,8 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
             result = run_round(target, spec, watchdog)
             run.rounds += 1
             run.calls += len(result.log.calls)
+            run.handed_out += sum(c.op == "get" and c.outcome == "ok" and c.thread >= 0
+                                  for c in result.log.calls)
             stalls += result.stall is not None
             history = history_of(result) if on_history else None
             if on_history and history is not None:

@@ -32,9 +32,11 @@ class Explanation:
         return {"what": self.what, "concept": self.concept, "about": self.about,
                 "hint": self.hint, "where": list(self.where)}
 
-    def text(self) -> str:
-        lines = [f"what happened: {self.what}", f"concept: {self.concept}. {self.about}",
-                 f"hint: {self.hint}"]
+    def text(self, what: bool = True) -> str:
+        """The explanation as lines; ``what=False`` when the report's own first line,
+        which says the same, is printed right above it."""
+        lines = [f"what happened: {self.what}"] if what else []
+        lines += [f"concept: {self.concept}. {self.about}", f"hint: {self.hint}"]
         if self.where:
             lines.append("your code, where the report's stacks were: " + "; ".join(self.where))
         return "\n".join(lines)
@@ -63,6 +65,10 @@ def _concept(result: CheckResult, message: str, strategy: str,
         return ("the pool's process stopped", "The checks run your pool in a separate "
                 "process, and it crashed, exited or ran out of time or memory.",
                 "Run the reproduce command and look at the last output shown.")
+    if message.startswith("not exercised"):
+        return ("nothing to check yet", "get_conn never handed out a connection, so this "
+                "property could not be observed.", "Make get_conn return connections "
+                "first; the errors check says what it raised instead.")
     if "not implemented" in message or "NotImplementedError" in message:
         return ("not written yet", "Part of the pool is still missing.",
                 "Finish the step of the exercise this check belongs to.")

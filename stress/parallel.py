@@ -210,6 +210,7 @@ class Search:
     hang: str | None = None
     programs: int = 0
     runs: int = 0
+    handed_out: int = 0  # successful get_conn calls
     failed_at: float | None = None  # time.monotonic() of the first failure
     on_history: Callable[[History], None] | None = None  # sees every history (--record)
 
@@ -266,6 +267,8 @@ def search(target: Target, maxsize: int, block: bool, seed: int, examples: int,
             found.runs += 1
             if run.history is None:
                 continue  # a call broke the contract's vocabulary: `errors` judges that
+            found.handed_out += sum(e.op == "get" and e.outcome == "ok"
+                                    for e in run.history.events)
             if found.on_history is not None:
                 found.on_history(run.history)
             result = linearize.check(run.history, LINEARIZE_BUDGET)

@@ -56,6 +56,7 @@ class Session:
     """What one `poolcheck check` run learns across checks."""
 
     hang: HangReport | None = None
+    handed_out: int = 0  # successful get_conn calls: a check with none tested nothing
 
 
 def machine_for(target: Target, maxsize: int, block: bool, focus: str,
@@ -148,6 +149,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 self._violated("errors", f"get_conn returned {conn!r}, which its "
                                          "connection_factory did not make")
             self._note(f"#{conn.id}")
+            session.handed_out += 1
             if conn.closed:
                 self._violated("closed", f"get_conn handed out connection #{conn.id}, "
                                          "which the pool had closed")

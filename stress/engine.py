@@ -77,7 +77,7 @@ class RoundSpec:
 class Stall:
     """The run stopped making progress."""
 
-    invariant: str  # deadlock-free, wakeup or capacity
+    invariant: str  # deadlock-free, wakeup, capacity or closed
     message: str
 
 
@@ -409,6 +409,10 @@ def _probe_and_close(pool: Any, spec: RoundSpec, factory: RecordingFactory,
                 f"maxsize={spec.maxsize} connections at once")
         elif not _wakeup_probe(probe, recorder, factory, spec.seed, result):
             return
+        elif result.has_close:
+            if not _close_probe(probe, spec, recorder, factory, result, call):
+                return
+            closed = True
         call(lambda: probe._return_all(1.0), "put_conn (capacity probe)")
     if not result.has_close:
         return
@@ -447,6 +451,33 @@ def _wakeup_probe(probe: _Worker, recorder: Recorder, factory: RecordingFactory,
     if thread.is_alive():
         result.stall = Stall("deadlock-free", "a get_conn waiting for a returned connection "
                              f"did not return within {WAKEUP_WAIT + STALL:g} s")
+        return False
+    return True
+
+
+def _close_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
+                 factory: RecordingFactory, result: RoundResult, call: Any) -> bool:
+    """The pool is full again: does close() wake a caller waiting in get_conn?
+
+    A waiter blocks in get_conn(timeout=WAKEUP_WAIT) and the probe calls close(). A correct
+    pool wakes it with ClosedPoolError at once; one that does not lets it time out with
+    EmptyPoolError, which judge_closed sees in the stamps. A waiter not yet blocked finds
+    the pool closed: no false alarm. False if something hung (the round is then a stall).
+    """
+    if not call(lambda: probe._get(PROBE_TIMEOUT), "get_conn (close probe)"):
+        return False
+    waiter = _Worker(-3, probe.pool, [("get", WAKEUP_WAIT)], recorder, factory,
+                     random.Random(spec.seed))
+    thread = threading.Thread(target=waiter.run, args=(_OPEN_BARRIER, frozenset()),
+                              daemon=True, name="poolcheck-close-waiter")
+    thread.start()
+    threading.Event().wait(WAKEUP_SETTLE)  # time to block; too short only weakens the test
+    if not call(lambda: probe._close(None), "close() (close probe)"):
+        return False
+    thread.join(WAKEUP_WAIT + STALL)
+    if thread.is_alive():
+        result.stall = Stall("closed", "a get_conn(timeout=1) waiting when close() was "
+                             f"called did not return within {WAKEUP_WAIT + STALL:g} s")
         return False
     return True
 

@@ -238,6 +238,17 @@ def judge_closed(r: RoundResult) -> list[Finding]:
         if c.conn is not None and c.ret is not None and r.log.closed.get(c.conn, NEVER) < c.ret:
             found.append(Finding("closed", f"thread {c.thread}'s get_conn handed out "
                                  f"connection #{c.conn}, which had been closed"))
+    closes = [c for c in _ops(r.log, "close") if c.ret is not None]
+    for g in _ops(r.log, "get"):
+        if g.ret is None or g.outcome not in ("EmptyPoolError", "ClosedPoolError"):
+            continue
+        ends = [c.ret for c in closes if g.call < c.call and c.ret is not None]
+        if ends and min(ends) + GRACE < g.ret:
+            found.append(Finding("closed", f"thread {g.thread}'s get_conn was waiting when "
+                                 f"close() was called, and raised {g.outcome} only "
+                                 f"{g.ret - min(ends):.2f} s after close() returned "
+                                 "(ClosedPoolError was due at once): close() did not wake "
+                                 "it"))
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for conn in r.left_open:
         puts = [c for c in _ops(r.log, "put") if c.conn == conn]

@@ -155,3 +155,23 @@ def test_a_put_proved_kept_by_a_later_get() -> None:
     settle_kept(log)
     assert [c.kept for c in log.calls if c.op == "put"] == [True, False]
     assert judge_linearizable(RoundResult(spec(1, False), log, {})) == []
+
+
+def close_call(thread: int, call: float, ret: float) -> CallRecord:
+    return CallRecord(thread, "close", None, None, call, ret, "ok")
+
+
+def test_a_waiter_close_did_not_wake_is_closed() -> None:
+    # thread 1 waits (timeout 1 s); close() returns at 0.11; it gives up only at 1.0
+    for outcome in ("ClosedPoolError", "EmptyPoolError"):
+        r = round_of([get(0, 1, 0.0, 0.01), get(1, None, 0.05, 1.0, outcome, 1.0),
+                      close_call(0, 0.1, 0.11)])
+        assert names(judge_closed(r)) == ["closed"]
+        assert "did not wake" in judge_closed(r)[0].message
+
+
+def test_a_waiter_woken_by_close_or_begun_after_it_is_no_alarm() -> None:
+    woken = get(1, None, 0.05, 0.12 + GRACE / 2, "ClosedPoolError", 1.0)
+    after = get(2, None, 0.2, 1.2, "EmptyPoolError", 1.0)  # began after close() was called
+    r = round_of([get(0, 1, 0.0, 0.01), woken, close_call(0, 0.1, 0.11), after])
+    assert judge_closed(r) == []

@@ -79,9 +79,11 @@ class Check:
     name: str
     invariant: str
     needs_close: bool = False
+    default: bool = True  # run when no check is named (`--check`, a grading config)
 
 
 PARALLEL = Check("parallel/linearizable", "linearizable")
+CONTROLLED = Check("controlled/linearizable", "linearizable", default=False)
 NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this check "
                  "tested nothing (the pool must hand out connections before it can keep "
                  "the contract)")
@@ -92,7 +94,11 @@ def all_checks() -> list[Check]:
     return [Check(f"sequential/{inv}", inv, needs_close=inv == "closed")
             for inv in SEQUENTIAL_INVARIANTS] + [
         Check(f"stress/{inv}", inv, needs_close=inv == "closed")
-        for inv in STRESS_INVARIANTS] + [PARALLEL]
+        for inv in STRESS_INVARIANTS] + [PARALLEL, CONTROLLED]
+
+
+def default_checks() -> list[str]:
+    return [c.name for c in all_checks() if c.default]
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -113,7 +119,7 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
     about to run, ``progress`` each result as it comes."""
     session = Session()
     results: list[CheckResult] = []
-    chosen = [c for c in all_checks() if not only or c.name in only]
+    chosen = [c for c in all_checks() if (c.name in only if only else c.default)]
 
     def report(result: CheckResult) -> None:
         results.append(result)
@@ -137,7 +143,39 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         if starting:
             starting([PARALLEL.name])
         report(run_parallel_check(target, profile, seed, record))
+    if CONTROLLED in chosen:
+        if starting:
+            starting([CONTROLLED.name])
+        report(run_controlled_check(target, profile, seed))
     return results
+
+
+def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckResult:
+    """Small programs under a scheduler that runs one thread at a time (stress.controlled).
+
+    A run that blocks outside the scheduler's control (a primitive the scheduler did not
+    replace) is no verdict on the pool: the check reports that it cannot drive it."""
+    from stress import controlled
+
+    reproduce = reproduce_command(target.command_spec, CONTROLLED.name, seed, profile.name)
+    started = time.monotonic()
+    out = controlled.check_target(target, derive_seed(seed, CONTROLLED.name),
+                                  profile.parallel_seconds)
+    seconds = round(time.monotonic() - started, 3)
+    failure = out.failure
+    if failure is None:
+        return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "passed",
+                           f"no violation in {out.runs} controlled runs", reproduce, seconds)
+    if failure.kind == "hung":
+        return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "error",
+                           "not completed: a thread blocked outside the scheduler's control "
+                           "(a lock or queue the scheduler could not replace)\n"
+                           f"{failure.message}", reproduce, seconds)
+    evidence = ((failure.history, failure.result)
+                if failure.history is not None and failure.result is not None else None)
+    return CheckResult(CONTROLLED.name, controlled.invariant_of(failure) or "linearizable",
+                       "failed", failure.report(),
+                       f"poolcheck replay {failure.token}", round(out.seconds, 3), evidence)
 
 
 def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[Check],

@@ -20,6 +20,7 @@ from stress.argtypes import thread_count
 from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks
 from stress.concurrent import StressRun, stress_run
 from stress.config import ConfigError, Grading, load_config
+from stress.controlled import add_replay_parser
 from stress.explain import checks_json, explain
 from stress.isolation import run_isolated
 from stress.linearize_command import add_linearize_parser
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     stress.set_defaults(run=_stress)
     add_linearize_parser(sub)
     add_init_parser(sub)
+    add_replay_parser(sub)
 
     grade = sub.add_parser("grade", help="check every submission in a folder, in parallel")
     grade.add_argument("folder", type=Path, metavar="DIR",
@@ -169,7 +171,10 @@ def _check(args: argparse.Namespace) -> int:
         args.grading = load_config(args.config) if args.config else Grading()
     except ConfigError as exc:
         return _usage_error(args, spec, seed, str(exc))
-    chosen = [c for c in args.grading.checks if not args.only or c in args.only]
+    chosen = args.grading.select(args.only)
+    if not chosen:
+        return _usage_error(args, spec, seed, f"--config {args.config}: none of the checks "
+                            "named with --check counts in it")
     profile = PROFILES[args.profile]
     err = sys.stderr
     outcome = run_isolated(spec, args.adapter, profile, seed, chosen,
@@ -239,6 +244,10 @@ def _grade(args: argparse.Namespace) -> int:
         config = load_config(args.config) if args.config else Grading()
     except ConfigError as exc:
         print(f"poolcheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not config.select(args.only):
+        print(f"poolcheck: error: --config {args.config}: none of the checks named with "
+              "--check counts in it", file=sys.stderr)
         return EXIT_USAGE
     folder: Path = args.folder
     if not folder.is_dir():

@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from stress.checks import all_checks
+from stress.checks import all_checks, default_checks
 
 
 class ConfigError(ValueError):
@@ -36,16 +36,28 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Grading:
-    """Default: every check counts 1 point, nothing hidden."""
+    """Default: every check that runs by default counts 1 point, nothing hidden."""
 
     weights: dict[str, float] = field(
         default_factory=lambda: {c.name: 1.0 for c in all_checks()})
     hidden: frozenset[str] = frozenset()
+    configured: bool = False  # from a file: exactly its checks run, opt-in ones included
 
     @property
     def checks(self) -> list[str]:
         """The checks to run, in the usual order."""
-        return [c.name for c in all_checks() if self.weights.get(c.name, 0.0) > 0]
+        defaults = set(default_checks())
+        return [c.name for c in all_checks() if self.weights.get(c.name, 0.0) > 0
+                and (self.configured or c.name in defaults)]
+
+    def select(self, only: list[str] | None) -> list[str]:
+        """The checks to run when the user also named some (``--check``); without a
+        config, a named check runs even if it is opt-in. Empty: none of them counts."""
+        if not only:
+            return self.checks
+        if self.configured:
+            return [c for c in self.checks if c in only]
+        return [c.name for c in all_checks() if c.name in only]
 
     def weight(self, check: str) -> float:
         return self.weights.get(check, 0.0)
@@ -92,7 +104,7 @@ def parse_config(doc: dict[str, Any], where: str = "config") -> Grading:
         raise ConfigError(f"{where}: [hidden] checks must be a list of check names or "
                           "patterns")
     hidden = {name for p in patterns for name in _matching(p, names, where, "hidden")}
-    grading = Grading(weights, frozenset(hidden))
+    grading = Grading(weights, frozenset(hidden), configured=True)
     if not grading.checks:
         raise ConfigError(f"{where}: every weight is 0: no check would run")
     return grading

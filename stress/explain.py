@@ -72,6 +72,11 @@ def _concept(result: CheckResult, message: str, strategy: str,
     if "not implemented" in message or "NotImplementedError" in message:
         return ("not written yet", "Part of the pool is still missing.",
                 "Finish the step of the exercise this check belongs to.")
+    if result.status == "error" and "scheduler" in message:
+        return ("beyond the controlled scheduler", "The pool blocked on something the "
+                "scheduler does not control (a lock or queue from another module), so "
+                "this check cannot drive it; the other checks still judge it.",
+                "Nothing to fix for this check alone.")
     if result.status == "error":
         return ("not completed", "This check could not finish because the pool hangs.",
                 "Fix the hang first (the deadlock-free or timeout check says where).")

@@ -94,7 +94,7 @@ def grade(submission: Submission, adapter: str, profile: Profile, seed: int,
     config = config or Grading()
     if submission.spec is None:
         return Graded(submission, seed, "error", error=submission.problem, config=config)
-    chosen = [c for c in config.checks if not only or c in only]
+    chosen = config.select(only)
     outcome = run_isolated(submission.spec, adapter, profile, seed, chosen)
     if outcome.load_error is not None:
         return Graded(submission, seed, "error", error=outcome.load_error, config=config)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from stress.checks import PARALLEL, CheckResult, Profile, all_checks, reproduce_command
+from stress.checks import CONTROLLED, PARALLEL, CheckResult, Profile, all_checks, reproduce_command
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
 LOAD_LIMIT = 30.0  # seconds to import the target and build nothing yet
@@ -47,7 +47,7 @@ class Outcome:
 
 def group_limit(profile: Profile, names: list[str], margin: float = MARGIN) -> float:
     """How long the parent waits for a group of checks before stopping the child."""
-    if names == [PARALLEL.name]:
+    if names == [PARALLEL.name] or names == [CONTROLLED.name]:
         return profile.parallel_seconds + profile.shrink_seconds + margin
     if names and names[0].startswith("stress/"):
         return profile.stress_seconds + profile.shrink_seconds * len(names) + margin
@@ -63,7 +63,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
     """The checks of TARGET ``spec``, run in child processes; ``loaded`` hears the target's
     name (with ``--adapter`` if needed) once it has loaded, ``progress`` each result."""
     outcome = Outcome()
-    remaining = [c.name for c in all_checks() if not only or c.name in only]
+    remaining = [c.name for c in all_checks() if (c.name in only if only else c.default)]
     while remaining:
         child = _Child(spec, adapter, profile, seed, remaining, record, memory_mb)
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stress.checks import all_checks
+from stress.checks import all_checks, default_checks
 from stress.cli import main
 from stress.config import ConfigError, Grading, load_config, parse_config
 
@@ -25,8 +25,10 @@ def test_patterns_weights_and_the_last_match_wins() -> None:
     assert config.hidden == {"stress/wakeup"}
 
 
-def test_the_default_counts_every_check_once() -> None:
-    assert Grading().checks == [c.name for c in all_checks()]
+def test_the_default_counts_every_default_check_once() -> None:
+    assert Grading().checks == default_checks()
+    assert "controlled/linearizable" not in default_checks()  # opt-in: --check or a config
+    assert "controlled/linearizable" in {c.name for c in all_checks()}
 
 
 @pytest.mark.parametrize("path", LEVELS, ids=[p.stem for p in LEVELS])
@@ -36,7 +38,7 @@ def test_the_shipped_levels_load_and_grow(path: Path) -> None:
 
 def test_levels_add_checks() -> None:
     one, two, three = (set(load_config(p).checks) for p in LEVELS)
-    assert one < two < three and three == {c.name for c in all_checks()}
+    assert one < two < three and three == set(default_checks())
 
 
 @pytest.mark.parametrize(("text", "expected"), [

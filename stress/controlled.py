@@ -1,0 +1,635 @@
+"""Deterministic, replayable interleavings: parallel programs under a controlled scheduler.
+
+Real-thread stress (``stress.parallel``) finds races by luck and cannot replay them. Here
+the same programs run on real threads of which only one runs at a time (``stress.coop``):
+every switch point (a line of the pool's own code, an operation on a lock, condition,
+semaphore, event or queue) is a decision, and the decisions that had more than one option
+make up the schedule. A failing schedule replays exactly from its *replay token*.
+
+Strategies: a seeded random walk, PCT (probabilistic concurrency testing, depth ``d``),
+an exhaustive search with at most ``k`` preemptions, and Hypothesis drawing the program
+and the choices together so that a failure shrinks towards fewer operations and fewer
+preemptions. Each run records a contract history judged by ``linearize.check``; a
+deadlock (every thread waits, none with a deadline), a run past its step budget, or an
+exception the contract does not allow is a failure too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import itertools
+import json
+import random
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
+from hypothesis.reporting import with_reporter
+
+from stress import linearize
+from stress.coop import CLOCK_START, Option, Point, Scheduler, substituted
+from stress.engine import pool_files, settle_kept
+from stress.history import History
+from stress.judges import history_of_log
+from stress.linearize_report import format_report
+from stress.loading import LoadError, Target, load
+from stress.parallel import LANES, OPS, Program, _Lane, programs
+from stress.recording import CallRecord, Recorder, RecordingFactory
+
+BUDGET = 20_000  # switch points per run
+GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
+LINEARIZE_BUDGET = 200_000
+TRAIL_SHOWN = 40
+TOKEN_PREFIX = "pc1."
+EXIT_REPRODUCED, EXIT_NOT_REPRODUCED, EXIT_BAD_TOKEN = 1, 0, 2
+
+
+# -- strategies ------------------------------------------------------------------------------
+
+
+class RandomWalk:
+    """At each decision, any option with equal probability."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def choose(self, options: Sequence[Option], current: int | None, step: int) -> int:
+        return self.rng.randrange(len(options))
+
+
+class PCT:
+    """Probabilistic concurrency testing (Burckhardt et al., 2010), depth ``depth``.
+
+    Each thread gets a random priority when first seen; the highest-priority runnable
+    thread runs. At ``depth - 1`` random steps (spread over ``steps`` expected switch
+    points) the running thread drops below every other. A thread waiting with a deadline is
+    woken by timeout only when nothing else can run, the earliest deadline first.
+    """
+
+    def __init__(self, seed: int, depth: int = 3, steps: int = 200) -> None:
+        self.rng = random.Random(seed)
+        self.priority: dict[int, float] = {}
+        self.changes = sorted(self.rng.sample(range(1, max(steps, depth) + 1), depth - 1))
+        self.lowered = 0
+
+    def choose(self, options: Sequence[Option], current: int | None, step: int) -> int:
+        for o in options:
+            if o.thread not in self.priority:
+                self.priority[o.thread] = 1.0 + self.rng.random()
+        while self.changes and step >= self.changes[0]:
+            self.changes.pop(0)
+            self.lowered += 1
+            if current is not None:
+                self.priority[current] = -float(self.lowered)
+        ready = [i for i, o in enumerate(options) if not o.timed]
+        if ready:
+            return max(ready, key=lambda i: self.priority[options[i].thread])
+        return min(range(len(options)), key=lambda i: options[i].deadline or 0.0)
+
+
+class Replay:
+    """The given choices in order, then 0 (the current thread goes on) once they run out."""
+
+    def __init__(self, choices: Sequence[int]) -> None:
+        self.choices = list(choices)
+        self.at = 0
+        self.diverged = False
+
+    def choose(self, options: Sequence[Option], current: int | None, step: int) -> int:
+        if self.at >= len(self.choices):
+            return 0
+        k = self.choices[self.at]
+        self.at += 1
+        if not 0 <= k < len(options):
+            self.diverged = True
+            return 0
+        return k
+
+
+class Drawn(Replay):
+    """Hypothesis's values, each taken modulo the number of options (0 goes on), then a
+    random walk seeded by ``walk``."""
+
+    def __init__(self, choices: Sequence[int], walk: int) -> None:
+        super().__init__(choices)
+        self.walk = random.Random(walk)
+
+    def choose(self, options: Sequence[Option], current: int | None, step: int) -> int:
+        if self.at >= len(self.choices):
+            return self.walk.randrange(len(options))
+        k = self.choices[self.at] % len(options)
+        self.at += 1
+        return k
+
+
+# -- one controlled run ------------------------------------------------------------------------
+
+
+class _StepRecorder(Recorder):
+    """The engine's recorder with a logical clock: one tick per stamp, in the order they
+    happen (only one thread runs at a time), so histories replay identically."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ticks = itertools.count(1)
+        self.ops: dict[int, str] = {}
+
+    def _tick(self) -> float:
+        self.log.last_event = float(next(self._ticks))
+        return self.log.last_event
+
+    def begin(self, thread: int, op: str, conn: int | None = None,
+              timeout: float | None = None) -> CallRecord:
+        with self.lock:
+            record = CallRecord(thread, op, conn, timeout, call=self._tick())
+            self.log.calls.append(record)
+            self.ops[thread] = op + (f"(#{conn})" if conn is not None else "()")
+            return record
+
+    def end(self, record: CallRecord, outcome: str, conn: int | None = None,
+            kept: bool | None = None, error: str | None = None) -> None:
+        with self.lock:
+            record.ret = self._tick()
+            record.outcome = outcome
+            if conn is not None:
+                record.conn = conn
+            if kept is not None:
+                record.kept = kept
+            record.error = error
+            self.ops.pop(record.thread, None)
+
+    def created(self, ident: int) -> None:
+        with self.lock:
+            self.log.created[ident] = self._tick()
+
+    def closed(self, ident: int, by_caller: bool) -> None:
+        with self.lock:
+            self.log.close_calls[ident] = self.log.close_calls.get(ident, 0) + 1
+            if ident not in self.log.closed:
+                self.log.closed[ident] = self._tick()
+                if by_caller:
+                    self.log.closed_by_caller.add(ident)
+
+
+@dataclass
+class ControlledRun:
+    """What one controlled run of a program did, and the verdict on it."""
+
+    target: Target
+    program: Program
+    maxsize: int
+    block: bool
+    choices: list[int]
+    decisions: list[tuple[int, int, bool]]
+    trail: list[Point]
+    steps: int
+    virtual_seconds: float
+    get_timeout: float = GET_TIMEOUT
+    history: History | None = None
+    result: linearize.Result | None = None
+    kind: str | None = None  # None: passed; deadlock|livelock|hung|errors|crash|linearizable
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.kind is not None
+
+    @property
+    def token(self) -> str:
+        return make_token(self.target, self.program, self.maxsize, self.block, self.choices,
+                          self.get_timeout)
+
+    def report(self) -> str:
+        return format_failure(self)
+
+
+def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
+                   chooser: Any, budget: int = BUDGET, stall: float = 5.0,
+                   get_timeout: float = GET_TIMEOUT) -> ControlledRun:
+    """One run of ``program`` on a fresh pool, every switch decided by ``chooser``.
+
+    The pool is built and the prefix played on thread 0; then the prefix's connections are
+    dealt to the branches in turn, and the branches run on threads 1, 2, ... With
+    ``block``, every get_conn waits ``get_timeout`` virtual seconds at most.
+    """
+    recorder = _StepRecorder()
+    factory = RecordingFactory(recorder)
+    files = pool_files(target.cls)
+    sched = Scheduler(chooser, files, budget, lambda t: recorder.ops.get(t, ""), stall)
+    timeout = get_timeout if block else None
+    prefix = _Lane(0, None, [], recorder, factory, random.Random(0))
+    lanes: list[_Lane] = []
+
+    def build_and_prefix() -> None:
+        prefix.pool = target.make(maxsize, block, None, factory)
+        prefix.play(program.prefix, timeout, None, frozenset())
+
+    with substituted(target.cls, files):
+        sched.run([(0, build_and_prefix)])
+        if sched.outcome is None and not sched.crashes and program.branches:
+            lanes = [_Lane(i, prefix.pool, [], recorder, factory, random.Random(i))
+                     for i in range(1, len(program.branches) + 1)]
+            for i, conn in enumerate(prefix.held):
+                lanes[i % len(lanes)].held.append(conn)
+            sched.run([(lane.index, _player(lane, ops, timeout))
+                       for lane, ops in zip(lanes, program.branches, strict=True)])
+    with recorder.lock:
+        log = recorder.log
+        if sched.outcome is not None:
+            _unwind_aborted(log.calls)
+        settle_kept(log)
+        history = history_of_log(log, maxsize, block)
+    run = ControlledRun(target, program, maxsize, block,
+                        [k for _, k, _ in sched.decisions], list(sched.decisions),
+                        list(sched.trail), sched.steps, sched.now - CLOCK_START, get_timeout,
+                        history)
+    if sched.outcome is not None:
+        run.kind, run.message = sched.outcome
+    elif sched.crashes:
+        thread, exc = sched.crashes[0]
+        run.kind = "crash"
+        run.message = (f"thread {thread}: {'building the pool' if thread == 0 else 'the run'} "
+                       f"raised {type(exc).__name__}: {exc}")
+    elif history is None:
+        run.kind = "errors"
+        run.message = next((c.error for c in log.calls if c.error), "") or ""
+    else:
+        run.result = linearize.check(history, LINEARIZE_BUDGET)
+        if run.result.verdict == linearize.NOT_LINEARIZABLE:
+            run.kind, run.message = "linearizable", "the history is not linearizable"
+    return run
+
+
+def _player(lane: _Lane, ops: tuple[str, ...], timeout: float | None) -> Callable[[], None]:
+    return lambda: lane.play(ops, timeout, None, frozenset())
+
+
+def _unwind_aborted(calls: list[CallRecord]) -> None:
+    """A stopped run: calls cut short by the stop are pending, calls begun after it never
+    happened (a thread unwinding may have tried its next operations)."""
+    cut = [c for c in calls if c.outcome == "Abort"]
+    first = min((c.ret for c in cut if c.ret is not None), default=None)
+    for c in cut:
+        c.ret, c.outcome, c.error, c.kept = None, "pending", None, None
+    if first is not None:
+        calls[:] = [c for c in calls if c.call < first]
+
+
+# -- searches --------------------------------------------------------------------------------
+
+
+@dataclass
+class Exploration:
+    """What a search did: the first failure (if any), runs made, seconds spent."""
+
+    strategy: str
+    failure: ControlledRun | None = None
+    runs: int = 0
+    seconds: float = 0.0
+    complete: bool = False  # bounded search: every schedule within the bound was run
+    runs_log: list[ControlledRun] = field(default_factory=list, repr=False)
+
+
+def explore(target: Target, program: Program, maxsize: int, block: bool, *,
+            strategy: str = "random", seed: int = 0, runs: int = 1000,
+            seconds: float = 10.0, depth: int = 3, preemptions: int = 2,
+            budget: int = BUDGET, get_timeout: float = GET_TIMEOUT) -> Exploration:
+    """Run ``program`` under ``strategy`` (random | pct | bounded) until a failure, ``runs``
+    runs or ``seconds`` have passed; the bounded search also ends when it is complete."""
+    start = time.monotonic()
+    found = Exploration(strategy)
+    schedules = _Bounded(preemptions) if strategy == "bounded" else None
+    steps_seen = 50
+    rng = random.Random(seed)
+    while found.runs < runs and time.monotonic() - start < seconds:
+        chooser: Any
+        if strategy == "random":
+            chooser = RandomWalk(rng.getrandbits(64))
+        elif strategy == "pct":
+            chooser = PCT(rng.getrandbits(64), depth, steps_seen)
+        elif strategy == "bounded":
+            assert schedules is not None
+            prefix = schedules.next()
+            if prefix is None:
+                found.complete = True
+                break
+            chooser = Replay(prefix)
+        else:
+            raise ValueError(f"unknown strategy {strategy!r} (random, pct or bounded)")
+        run = run_controlled(target, program, maxsize, block, chooser, budget,
+                             get_timeout=get_timeout)
+        found.runs += 1
+        steps_seen = max(steps_seen, run.steps)
+        if schedules is not None:
+            schedules.feed(run.decisions)
+        if run.failed:
+            found.failure = run
+            break
+    found.seconds = time.monotonic() - start
+    return found
+
+
+class _Bounded:
+    """Schedules (choice prefixes) with at most ``k`` preemptions, depth first.
+
+    Stateless search: each run's decisions are fed back; the next schedule changes the
+    deepest decision that still has an untried option within the bound. A preemption is
+    taking anything but option 0 while the current thread could go on.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.pending: list[int] | None = []
+
+    def next(self) -> list[int] | None:
+        schedule, self.pending = self.pending, None
+        return schedule
+
+    def feed(self, decisions: list[tuple[int, int, bool]]) -> None:
+        self.pending = _next_schedule(decisions, self.k)
+
+
+def _next_schedule(decisions: list[tuple[int, int, bool]], k: int) -> list[int] | None:
+    used = [0]
+    for _, chosen, can_go_on in decisions:
+        used.append(used[-1] + (1 if can_go_on and chosen else 0))
+    for i in range(len(decisions) - 1, -1, -1):
+        n, chosen, can_go_on = decisions[i]
+        if chosen + 1 >= n:
+            continue
+        if can_go_on and used[i] + 1 > k:
+            continue
+        return [c for _, c, _ in decisions[:i]] + [chosen + 1]
+    return None
+
+
+def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 0,
+                      examples: int = 200, seconds: float = 20.0,
+                      shrink_seconds: float = 20.0) -> ControlledRun | None:
+    """Hypothesis draws the program and the schedule; the smallest failure seen is returned,
+    its preemptions then minimized (``minimize``).
+
+    The schedule is a list of small integers, each taken modulo the options at a decision
+    (0: the current thread goes on), then a random walk from a drawn seed once the list
+    runs out: decisions are made inside the managed threads, where Hypothesis cannot draw,
+    and a race often lies past the first few decisions. Shrinking removes operations and
+    explicit choices; ``minimize`` then removes the preemptions the walk made needlessly.
+    """
+    config = settings(max_examples=examples, deadline=None, database=None,
+                      report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+                      phases=[Phase.generate, Phase.shrink], verbosity=Verbosity.quiet,
+                      print_blob=False)
+    until = time.monotonic() + seconds
+    best: list[ControlledRun] = []
+    failed_at: list[float] = []
+
+    @hypothesis_seed(seed)
+    @config
+    @given(programs(), st.lists(st.integers(0, LANES), max_size=50),
+           st.integers(0, 2**32 - 1))
+    def test(program: Program, choices: list[int], walk: int) -> None:
+        if not failed_at and time.monotonic() > until:
+            raise _Stop  # Hypothesis shrinks this "failure" in a few instant calls
+        if failed_at and time.monotonic() > failed_at[0] + shrink_seconds:
+            return
+        run = run_controlled(target, program, maxsize, block, Drawn(choices, walk))
+        if run.failed:
+            if not failed_at:
+                failed_at.append(time.monotonic())
+            if not best or _size(run) < _size(best[0]):
+                best[:] = [run]
+            raise _Failed
+
+    try:
+        with with_reporter(lambda text: None):
+            test()
+    except (_Failed, _Stop, Flaky):
+        pass
+    except BaseException as exc:
+        if not any(isinstance(e, (_Failed, _Stop, Flaky))
+                   for e in getattr(exc, "exceptions", ())):
+            raise
+    return minimize(best[0]) if best else None
+
+
+def minimize(run: ControlledRun, attempts: int = 400) -> ControlledRun:
+    """The same failure with fewer preemptions: greedily set each choice to 0 (the current
+    thread goes on), keeping every change after which the run still fails the same way."""
+    best = run
+    changed = True
+    while changed and attempts > 0:
+        changed = False
+        i = len(best.choices) - 1
+        while i >= 0 and attempts > 0:
+            if best.choices[i]:
+                candidate = [*best.choices[:i], 0, *best.choices[i + 1:]]
+                attempts -= 1
+                again = run_controlled(best.target, best.program, best.maxsize, best.block,
+                                       Replay(candidate), get_timeout=best.get_timeout)
+                if again.kind == best.kind and _preemptions(again) <= _preemptions(best):
+                    best, changed = again, True
+                    i = min(i, len(best.choices))
+            i -= 1
+    return best
+
+
+def _preemptions(run: ControlledRun) -> int:
+    return sum(1 for _, k, go_on in run.decisions if go_on and k)
+
+
+class _Failed(AssertionError):
+    pass
+
+
+class _Stop(Exception):
+    """The time for drawing is over."""
+
+
+def _size(run: ControlledRun) -> tuple[tuple[int, int, int], int, int]:
+    return (run.program.size, _preemptions(run), run.steps)
+
+
+# -- replay tokens ---------------------------------------------------------------------------
+
+
+class TokenError(ValueError):
+    """A replay token that cannot be read; the message is one line."""
+
+
+def make_token(target: Target, program: Program, maxsize: int, block: bool,
+               choices: Sequence[int], get_timeout: float = GET_TIMEOUT) -> str:
+    data = {"target": target.spec, "adapter": target.adapter, "maxsize": maxsize,
+            "block": block, "timeout": get_timeout, "prefix": list(program.prefix),
+            "branches": [list(b) for b in program.branches],
+            "choices": _trimmed(choices)}
+    packed = zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 9)
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+
+def _trimmed(choices: Sequence[int]) -> list[int]:
+    """Without trailing zeros: a replay takes option 0 once its choices run out."""
+    out = list(choices)
+    while out and out[-1] == 0:
+        out.pop()
+    return out
+
+
+def read_token(token: str) -> dict[str, Any]:
+    if not token.startswith(TOKEN_PREFIX):
+        raise TokenError(f"not a replay token (it should start with {TOKEN_PREFIX!r})")
+    body = token[len(TOKEN_PREFIX):].strip()
+    try:
+        data = json.loads(zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        raise TokenError(f"replay token is damaged ({exc})") from None
+    ops = set(OPS)
+    ok = (isinstance(data, dict) and isinstance(data.get("target"), str)
+          and isinstance(data.get("adapter"), str)
+          and isinstance(data.get("maxsize"), int) and data["maxsize"] >= 1
+          and isinstance(data.get("block"), bool)
+          and isinstance(data.get("timeout", GET_TIMEOUT), (int, float))
+          and data.get("timeout", GET_TIMEOUT) >= 0
+          and isinstance(data.get("prefix"), list) and set(data["prefix"]) <= ops
+          and isinstance(data.get("branches"), list)
+          and all(isinstance(b, list) and set(b) <= ops for b in data["branches"])
+          and isinstance(data.get("choices"), list)
+          and all(isinstance(c, int) and c >= 0 for c in data["choices"]))
+    if not ok:
+        raise TokenError("replay token is damaged (its fields do not describe a run)")
+    return dict(data)
+
+
+def replay(token: str, target: Target | None = None) -> ControlledRun:
+    """Re-run exactly the schedule in ``token`` (loading its target unless given)."""
+    data = read_token(token)
+    if target is None:
+        target = load(data["target"], data["adapter"])
+    program = Program(tuple(data["prefix"]), tuple(tuple(b) for b in data["branches"]))
+    return run_controlled(target, program, data["maxsize"], data["block"],
+                          Replay(data["choices"]),
+                          get_timeout=float(data.get("timeout", GET_TIMEOUT)))
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+_KINDS = {"deadlock": "deadlock-free", "livelock": "deadlock-free", "hung": "deadlock-free",
+          "errors": "errors", "crash": "errors", "linearizable": "linearizable"}
+
+
+def invariant_of(run: ControlledRun) -> str | None:
+    return _KINDS.get(run.kind or "")
+
+
+def format_interleaving(run: ControlledRun, last: int = TRAIL_SHOWN) -> str:
+    shown = run.trail[-last:]
+    head = (f"interleaving (last {len(shown)} of {run.steps} switch points; "
+            f"{len([d for d in run.decisions if d[2] and d[1]])} preemption(s), "
+            f"{run.virtual_seconds:g} virtual s):")
+    lines = [head, "  step    thread  where                          operation   at"]
+    for p in shown:
+        lines.append(f"  {p.step:<7} {p.thread:<7} {p.where:<30} {p.op or '-':<11} {p.what}")
+    return "\n".join(lines)
+
+
+def format_failure(run: ControlledRun) -> str:
+    if not run.failed:
+        return f"no failure in this schedule ({run.steps} switch points)\n"
+    parts = [f"controlled run failed ({invariant_of(run)}): {run.kind}",
+             f"maxsize={run.maxsize}, block={run.block}, program:\n{run.program.describe()}"]
+    if run.kind != "linearizable":
+        parts.append(run.message)
+    parts.append(format_interleaving(run))
+    if run.history is not None and run.result is not None:
+        parts.append(format_report(run.history, run.result).rstrip("\n"))
+    parts.append(f"replay token: {run.token}\nreproduce: poolcheck replay {run.token}")
+    return "\n\n".join(parts) + "\n"
+
+
+# -- the `poolcheck replay TOKEN` command --------------------------------------------------------
+
+
+def run_replay(token: str) -> int:
+    """Replay ``token``: print the failure and return 1 if it reproduces, 0 if not, 2 if
+    the token (or its target) cannot be used."""
+    try:
+        run = replay(token)
+    except (TokenError, LoadError) as exc:
+        print(f"poolcheck: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_TOKEN
+    if run.failed:
+        print(format_failure(run), end="")
+        return EXIT_REPRODUCED
+    print(f"the schedule ran to the end without a failure ({run.steps} switch points): "
+          "the target has changed since the token was made, or the failure depended on "
+          "something outside the schedule")
+    return EXIT_NOT_REPRODUCED
+
+
+def add_replay_parser(
+        subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Register ``replay`` on the ``poolcheck`` command's subparsers."""
+    parser = subparsers.add_parser(
+        "replay", help="re-run a controlled schedule from its replay token",
+        description="Re-run exactly the interleaving a controlled-scheduler check found, "
+                    "from the replay token its report printed. Exit status: 1 the failure "
+                    "reproduces (the report is printed), 0 it does not, 2 bad token.")
+    parser.add_argument("token", help="the replay token (pc1....)")
+    parser.set_defaults(run=lambda args: run_replay(args.token))
+    return parser
+
+
+# -- a whole check ---------------------------------------------------------------------------
+
+CONFIGS = [(1, False), (2, False), (1, True), (2, True)]  # (maxsize, block)
+SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypothesis draws
+    Program(("get", "get"), (("put",), ("put",))),
+    Program((), (("get",), ("get",))),
+    Program(("get",), (("put",), ("get",))),
+    Program(("get", "get"), (("put",), ("discard",))),
+    Program(("fail",), (("get",), ("get",))),
+    Program(("get",), (("get", "put"), ("close",))),
+    Program((), (("get", "put"), ("get", "put"), ("close",))),
+]
+
+
+@dataclass
+class CheckOutcome:
+    failure: ControlledRun | None
+    runs: int
+    seconds: float
+
+
+def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
+                 configs: Sequence[tuple[int, bool]] = CONFIGS) -> CheckOutcome:
+    """The small programs under random walk, PCT and a 2-preemption bounded search, then
+    Hypothesis-drawn programs, on each configuration, until a failure or ``seconds``."""
+    start = time.monotonic()
+    configs = [c for c in configs if c[1] in target.modes]
+    runs = 0
+    share = seconds / max(1, 2 * len(configs))
+    for maxsize, block in configs:
+        per_program = share / len(SMALL_PROGRAMS)
+        for program in SMALL_PROGRAMS:
+            for strategy in ("random", "pct", "bounded"):
+                found = explore(target, program, maxsize, block, strategy=strategy,
+                                seed=seed, runs=200, seconds=per_program / 3)
+                runs += found.runs
+                if found.failure is not None:
+                    return CheckOutcome(minimize(found.failure), runs,
+                                        time.monotonic() - start)
+    for maxsize, block in configs:
+        best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
+                                 seconds=share, shrink_seconds=share)
+        if best is not None:
+            return CheckOutcome(best, runs, time.monotonic() - start)
+    return CheckOutcome(None, runs, time.monotonic() - start)

@@ -1,0 +1,796 @@
+"""A controlled scheduler, and cooperative primitives that hand it every switch.
+
+Managed threads are real OS threads, but only one of them runs at a time: each waits on
+its own real semaphore until the thread that holds the baton hands it over. The holder
+decides who runs next at every *switch point*: each ``line`` event in the target's own
+source files, and each operation on the cooperative primitives below. A ``Chooser``
+makes each decision that has more than one option; the list of those decisions is the
+schedule, and replaying it replays the run exactly.
+
+The cooperative ``Lock``, ``RLock``, ``Condition``, ``Semaphore``, ``BoundedSemaphore``,
+``Event``, ``Queue``, ``LifoQueue`` and ``PriorityQueue`` block by telling the scheduler
+what they wait for (a predicate, and a deadline on the virtual clock), never on a real
+lock. The clock advances only when the scheduler picks a timed-out wake-up, so a 30 s
+timeout takes microseconds. ``substituted(cls)`` puts them, and a virtual ``time``, into
+the modules of the target class for the length of a run; the checker keeps the real ones.
+"""
+
+from __future__ import annotations
+
+import _thread
+import heapq
+import os
+import queue
+import sys
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+_real_monotonic = time.monotonic
+_real_time = time.time
+_real_sleep = time.sleep
+_real_perf_counter = time.perf_counter
+
+CLOCK_START = 1000.0  # virtual time.monotonic() when a run begins
+EPOCH = 1_700_000_000.0  # virtual time.time() is EPOCH + monotonic()
+STALL = 5.0  # real seconds without a switch point: a thread blocks outside our control
+TRAIL = 400  # switch points kept for the report
+
+
+class Abort(BaseException):
+    """Raised in a managed thread to unwind it when the run is over (never caught by us
+    inside the target's frames; a BaseException, so ``except Exception`` lets it pass)."""
+
+
+class Option(NamedTuple):
+    """One choice at a switch point: run ``thread`` (waking it by timeout if ``timed``)."""
+
+    thread: int
+    timed: bool
+    deadline: float | None
+
+
+class Chooser(Protocol):
+    def choose(self, options: Sequence[Option], current: int | None, step: int) -> int:
+        """The index of the option to take; ``options[0]`` is ``current`` when it can go on."""
+
+
+class Point(NamedTuple):
+    """One switch point, for the report."""
+
+    step: int
+    thread: int
+    where: str
+    what: str
+    op: str
+
+
+@dataclass(eq=False)
+class Managed:
+    index: int
+    sched: Scheduler
+    sem: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    state: str = "ready"  # ready | blocked | done
+    pred: Callable[[], bool] | None = None
+    deadline: float | None = None
+    what: str = ""
+    ident: int | None = None
+
+
+_local = threading.local()
+_ACTIVE: list[Scheduler] = []  # the scheduler of the run under way, if any
+
+
+def _me() -> Managed | None:
+    return getattr(_local, "thread", None)
+
+
+def where(frame: types.FrameType | None) -> str:
+    if frame is None:
+        return "?"
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+class Scheduler:
+    """One controlled run: managed threads, the virtual clock, the decisions made."""
+
+    def __init__(self, chooser: Chooser, files: frozenset[str], budget: int,
+                 op_of: Callable[[int], str] = lambda thread: "",
+                 stall: float = STALL) -> None:
+        self.chooser = chooser
+        self.files = files
+        self.budget = budget
+        self.op_of = op_of
+        self.stall = stall
+        self.now = CLOCK_START
+        self.steps = 0
+        self.threads: list[Managed] = []
+        self.decisions: list[tuple[int, int, bool]] = []  # (options, chosen, current could go on)
+        self.trail: deque[Point] = deque(maxlen=TRAIL)
+        self.outcome: tuple[str, str] | None = None  # (deadlock|livelock|hung, report)
+        self.crashes: list[tuple[int, BaseException]] = []
+        self.aborting = False
+        self._finished = threading.Event()
+
+    # -- the controller side (the thread that calls run) -------------------------------
+
+    def run(self, bodies: Sequence[tuple[int, Callable[[], None]]]) -> None:
+        """Run the bodies as managed threads until all are done or the run is stopped."""
+        if self.aborting or not bodies:
+            return
+        self._finished = threading.Event()
+        started = threading.Semaphore(0)
+        managed = [Managed(index, self) for index, _ in bodies]
+        self.threads.extend(managed)
+        real = [threading.Thread(target=self._body, args=(m, body, started), daemon=True,
+                                 name=f"poolcheck-controlled-{m.index}")
+                for m, (_, body) in zip(managed, bodies, strict=True)]
+        _ACTIVE.append(self)
+        try:
+            for t in real:
+                t.start()
+            for _ in real:
+                started.acquire()
+            first = self._next(None)
+            assert first is not None
+            first.sem.release()
+            seen, since = self.steps, _real_monotonic()
+            while not self._finished.wait(0.05):
+                if self.steps != seen:
+                    seen, since = self.steps, _real_monotonic()
+                elif _real_monotonic() - since > self.stall:
+                    self._stop("hung", f"no switch point for {self.stall:g} s: a thread "
+                               "blocks or loops outside the scheduler's control (a real lock, "
+                               "a socket, a thread the pool started?)\n" + self.positions())
+                    break
+            for t in real:
+                t.join(1.0 if self.aborting else None)
+        finally:
+            _ACTIVE.remove(self)
+
+    def _body(self, m: Managed, body: Callable[[], None], started: threading.Semaphore) -> None:
+        _local.thread = m
+        m.ident = threading.get_ident()
+        started.release()
+        m.sem.acquire()
+        try:
+            if self.aborting:
+                return
+            sys.settrace(self._tracer_for(m))
+            try:
+                body()
+            finally:
+                sys.settrace(None)
+        except Abort:
+            pass
+        except BaseException as exc:
+            self.crashes.append((m.index, exc))
+        finally:
+            _local.thread = None
+            self._finish(m)
+
+    def _tracer_for(self, m: Managed) -> Any:
+        files = self.files
+
+        def on_line(frame: types.FrameType, event: str, arg: object) -> Any:
+            if event == "line":
+                self.switch(m, "line", frame)
+            return on_line
+
+        def on_call(frame: types.FrameType, event: str, arg: object) -> Any:
+            return on_line if frame.f_code.co_filename in files else None
+
+        return on_call
+
+    # -- the managed side (the thread that holds the baton) ----------------------------
+
+    def switch(self, m: Managed, what: str, frame: types.FrameType | None = None) -> None:
+        """A switch point: ``m`` can go on, but another thread may run first."""
+        if self.aborting:
+            raise Abort
+        self._tick(m, what, frame)
+        nxt = self._next(m)
+        if nxt is not m:
+            assert nxt is not None  # m itself is an option
+            self._hand(m, nxt)
+
+    def block(self, m: Managed, pred: Callable[[], bool], deadline: float | None,
+              what: str) -> bool:
+        """``m`` waits until ``pred()`` (True) or the virtual ``deadline`` (False)."""
+        if self.aborting:
+            raise Abort
+        m.state, m.pred, m.deadline, m.what = "blocked", pred, deadline, what
+        self._tick(m, what, None)
+        nxt = self._next(m)
+        if nxt is None:
+            self._stop("deadlock", "every thread waits, and none has a deadline:\n"
+                       + self.positions())
+            raise Abort
+        if nxt is not m:
+            self._hand(m, nxt)
+        m.state, m.pred, m.deadline = "ready", None, None
+        return pred()
+
+    def _finish(self, m: Managed) -> None:
+        m.state = "done"
+        if self.aborting:
+            return
+        nxt = self._next(None)
+        if nxt is not None:
+            nxt.sem.release()
+        elif any(t.state != "done" for t in self.threads):
+            self._stop("deadlock", f"thread {m.index} finished; every other thread waits, "
+                       "and none has a deadline:\n" + self.positions())
+        else:
+            self._finished.set()
+
+    def _hand(self, m: Managed, nxt: Managed) -> None:
+        nxt.sem.release()
+        m.sem.acquire()
+        if self.aborting:
+            raise Abort
+
+    def _tick(self, m: Managed, what: str, frame: types.FrameType | None) -> None:
+        self.steps += 1
+        if frame is None:
+            frame = self._pool_frame()
+        self.trail.append(Point(self.steps, m.index, where(frame), what, self.op_of(m.index)))
+        if self.steps > self.budget:
+            self._stop("livelock", f"more than {self.budget} switch points: the run does not "
+                       "finish (a livelock, or a program too long for the budget)\n"
+                       + self.positions())
+            raise Abort
+
+    def _pool_frame(self) -> types.FrameType | None:
+        frame: types.FrameType | None = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename not in self.files:
+            frame = frame.f_back
+        return frame
+
+    def _enabled(self, t: Managed) -> bool:
+        if t.state == "ready":
+            return True
+        if t.state != "blocked":
+            return False
+        assert t.pred is not None
+        return t.pred() or (t.deadline is not None and t.deadline <= self.now)
+
+    def _next(self, current: Managed | None) -> Managed | None:
+        """Decide who runs next: current first (if it may go on), then by index."""
+        order = [t for t in self.threads if t is not current and t.state != "done"]
+        if current is not None and current.state != "done":
+            order.insert(0, current)
+        options: list[tuple[Managed, Option]] = []
+        for t in order:
+            if self._enabled(t):
+                options.append((t, Option(t.index, False, None)))
+            elif t.state == "blocked" and t.deadline is not None:
+                options.append((t, Option(t.index, True, t.deadline)))
+        if not options:
+            return None
+        k = 0
+        if len(options) > 1:
+            k = self.chooser.choose([o for _, o in options],
+                                    current.index if current is not None else None, self.steps)
+            if not 0 <= k < len(options):
+                k = 0
+            can_go_on = current is not None and options[0][0] is current and not options[0][1].timed
+            self.decisions.append((len(options), k, can_go_on))
+        chosen, option = options[k]
+        if option.timed and option.deadline is not None:
+            self.now = max(self.now, option.deadline)
+        return chosen
+
+    def _stop(self, kind: str, message: str) -> None:
+        if self.outcome is None:
+            self.outcome = (kind, message)
+        self.aborting = True
+        for t in self.threads:
+            t.sem.release()
+        self._finished.set()
+
+    def positions(self) -> str:
+        """Where each live thread is: its frames in the target's files, and what it waits for."""
+        frames = sys._current_frames()
+        lines = []
+        for t in self.threads:
+            if t.state == "done":
+                continue
+            frame = frames.get(t.ident or -1)
+            stack = []
+            while frame is not None:
+                if frame.f_code.co_filename in self.files:
+                    stack.append(f"{where(frame)} in {frame.f_code.co_name}")
+                frame = frame.f_back
+            state = (f"waits in {t.what}" + ("" if t.deadline is None else
+                                               f" (deadline {t.deadline - CLOCK_START:g} s)")
+                     if t.state == "blocked" else "runnable")
+            op = self.op_of(t.index)
+            lines.append(f"  thread {t.index}{f' in {op}' if op else ''}: {state}")
+            lines += [f"      at {s}" for s in reversed(stack)] or ["      (not in the pool)"]
+        return "\n".join(lines)
+
+
+# -- the cooperative primitives -------------------------------------------------------------
+
+
+def _op(what: str) -> Managed | None:
+    """Every operation is a switch point; outside a controlled run, nothing happens."""
+    m = _me()
+    if m is not None:
+        m.sched.switch(m, what)
+    return m
+
+
+def _now() -> float:
+    return _ACTIVE[-1].now if _ACTIVE else _real_monotonic()
+
+
+def _wait(m: Managed | None, pred: Callable[[], bool], timeout: float | None,
+          what: str) -> bool:
+    """Block until pred() (True) or timeout virtual seconds pass (False)."""
+    if pred():
+        return True
+    if m is None:  # not a managed thread: nobody else can run to make pred true
+        if timeout is not None:
+            return False
+        raise RuntimeError(f"poolcheck: {what} would block for ever outside a controlled run")
+    deadline = None if timeout is None else m.sched.now + max(0.0, timeout)
+    return m.sched.block(m, pred, deadline, what)
+
+
+def _holder(owner: Managed | None) -> str:
+    return f"held by thread {owner.index}" if owner is not None else "held"
+
+
+class Lock:
+    def __init__(self) -> None:
+        self._held = False
+        self._owner: Managed | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        if timeout < 0 and timeout != -1:
+            raise ValueError("timeout value must be a non-negative number")
+        m = _op("Lock.acquire")
+        if self._held and not blocking:
+            return False
+        return self._take(m, None if timeout == -1 else timeout)
+
+    def _take(self, m: Managed | None, timeout: float | None) -> bool:
+        if self._held and not _wait(m, lambda: not self._held, timeout,
+                                    f"Lock.acquire ({_holder(self._owner)})"):
+            return False
+        self._held, self._owner = True, m
+        return True
+
+    def release(self) -> None:
+        _op("Lock.release")
+        if not self._held:
+            raise RuntimeError("release unlocked lock")
+        self._held, self._owner = False, None
+
+    def locked(self) -> bool:
+        return self._held
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _is_owned(self) -> bool:
+        return self._held  # as threading.Condition judges a plain lock
+
+    def _release_save(self) -> Any:
+        self._held, self._owner = False, None
+        return None
+
+    def _acquire_restore(self, saved: Any) -> None:
+        self._take(_me(), None)
+
+
+class RLock:
+    def __init__(self) -> None:
+        self._owner: Managed | None = None
+        self._count = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        m = _op("RLock.acquire")
+        if self._count and self._owner is m:
+            self._count += 1
+            return True
+        if self._count and not blocking:
+            return False
+        if self._count and not _wait(m, lambda: self._count == 0,
+                                     None if timeout == -1 else timeout,
+                                     f"RLock.acquire ({_holder(self._owner)})"):
+            return False
+        self._owner, self._count = m, 1
+        return True
+
+    def release(self) -> None:
+        m = _op("RLock.release")
+        if not self._count or self._owner is not m:
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count -= 1
+        if not self._count:
+            self._owner = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _is_owned(self) -> bool:
+        return bool(self._count) and self._owner is _me()
+
+    def _release_save(self) -> Any:
+        saved = (self._count, self._owner)
+        self._count, self._owner = 0, None
+        return saved
+
+    def _acquire_restore(self, saved: Any) -> None:
+        m = _me()
+        _wait(m, lambda: self._count == 0, None, f"RLock.acquire ({_holder(self._owner)})")
+        self._count, self._owner = saved[0], m
+
+
+class _Waiter:
+    notified = False
+
+
+class Condition:
+    def __init__(self, lock: Any = None) -> None:
+        self._lock = lock if lock is not None else RLock()
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+        self._waiters: list[_Waiter] = []
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.__enter__())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.__exit__(*exc_info)
+
+    def _is_owned(self) -> bool:
+        return bool(self._lock._is_owned())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        m = _op("Condition.wait")
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        saved = self._lock._release_save()
+        try:
+            _wait(m, lambda: waiter.notified, timeout, "Condition.wait")
+        finally:
+            if not waiter.notified and waiter in self._waiters:
+                self._waiters.remove(waiter)
+            self._lock._acquire_restore(saved)
+        return waiter.notified
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = _now() + waittime
+                else:
+                    waittime = endtime - _now()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        _op("Condition.notify")
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        woken, self._waiters = self._waiters[:n], self._waiters[n:]
+        for waiter in woken:
+            waiter.notified = True
+
+    def notify_all(self) -> None:
+        self.notify(len(self._waiters))
+
+    notifyAll = notify_all  # the stdlib's old name
+
+
+class Semaphore:
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._value = value
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        m = _op(f"{type(self).__name__}.acquire")
+        if not self._value and not blocking:
+            return False
+        if not _wait(m, lambda: self._value > 0, timeout,
+                     f"{type(self).__name__}.acquire (no permit)"):
+            return False
+        self._value -= 1
+        return True
+
+    def release(self, n: int = 1) -> None:
+        if n < 1:
+            raise ValueError("n must be one or more")
+        _op(f"{type(self).__name__}.release")
+        self._value += n
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class BoundedSemaphore(Semaphore):
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._initial_value = value
+
+    def release(self, n: int = 1) -> None:
+        if n < 1:
+            raise ValueError("n must be one or more")
+        _op("BoundedSemaphore.release")
+        if self._value + n > self._initial_value:
+            raise ValueError("Semaphore released too many times")
+        self._value += n
+
+
+class Event:
+    def __init__(self) -> None:
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    isSet = is_set  # the stdlib's old name
+
+    def set(self) -> None:
+        _op("Event.set")
+        self._flag = True
+
+    def clear(self) -> None:
+        _op("Event.clear")
+        self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        m = _op("Event.wait")
+        return _wait(m, lambda: self._flag, timeout, "Event.wait")
+
+
+class Queue:
+    """queue.Queue on the cooperative Condition, with the stdlib's semantics."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self._init(maxsize)
+        self.mutex = Lock()
+        self.not_empty = Condition(self.mutex)
+        self.not_full = Condition(self.mutex)
+        self.all_tasks_done = Condition(self.mutex)
+        self.unfinished_tasks = 0
+
+    def task_done(self) -> None:
+        with self.all_tasks_done:
+            unfinished = self.unfinished_tasks - 1
+            if unfinished <= 0:
+                if unfinished < 0:
+                    raise ValueError("task_done() called too many times")
+                self.all_tasks_done.notify_all()
+            self.unfinished_tasks = unfinished
+
+    def join(self) -> None:
+        with self.all_tasks_done:
+            while self.unfinished_tasks:
+                self.all_tasks_done.wait()
+
+    def qsize(self) -> int:
+        with self.mutex:
+            return self._qsize()
+
+    def empty(self) -> bool:
+        with self.mutex:
+            return not self._qsize()
+
+    def full(self) -> bool:
+        with self.mutex:
+            return 0 < self.maxsize <= self._qsize()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with self.not_full:
+            if self.maxsize > 0:
+                if not block:
+                    if self._qsize() >= self.maxsize:
+                        raise queue.Full
+                elif timeout is None:
+                    while self._qsize() >= self.maxsize:
+                        self.not_full.wait()
+                elif timeout < 0:
+                    raise ValueError("'timeout' must be a non-negative number")
+                else:
+                    endtime = _now() + timeout
+                    while self._qsize() >= self.maxsize:
+                        remaining = endtime - _now()
+                        if remaining <= 0.0:
+                            raise queue.Full
+                        self.not_full.wait(remaining)
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self.not_empty:
+            if not block:
+                if not self._qsize():
+                    raise queue.Empty
+            elif timeout is None:
+                while not self._qsize():
+                    self.not_empty.wait()
+            elif timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            else:
+                endtime = _now() + timeout
+                while not self._qsize():
+                    remaining = endtime - _now()
+                    if remaining <= 0.0:
+                        raise queue.Empty
+                    self.not_empty.wait(remaining)
+            item = self._get()
+            self.not_full.notify()
+            return item
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, block=False)
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+    def _init(self, maxsize: int) -> None:
+        self.queue: Any = deque()
+
+    def _qsize(self) -> int:
+        return len(self.queue)
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+
+    def _get(self) -> Any:
+        return self.queue.popleft()
+
+
+class LifoQueue(Queue):
+    def _init(self, maxsize: int) -> None:
+        self.queue = []
+
+    def _get(self) -> Any:
+        return self.queue.pop()
+
+
+class PriorityQueue(Queue):
+    def _init(self, maxsize: int) -> None:
+        self.queue = []
+
+    def _put(self, item: Any) -> None:
+        heapq.heappush(self.queue, item)
+
+    def _get(self) -> Any:
+        return heapq.heappop(self.queue)
+
+
+# -- virtual time ---------------------------------------------------------------------------
+
+
+def monotonic() -> float:
+    return _now()
+
+
+def perf_counter() -> float:
+    return _now()
+
+
+def time_() -> float:
+    return EPOCH + _now() - CLOCK_START if _ACTIVE else _real_time()
+
+
+def monotonic_ns() -> int:
+    return int(_now() * 1e9)
+
+
+def time_ns() -> int:
+    return int(time_() * 1e9)
+
+
+def sleep(seconds: float) -> None:
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    m = _op("time.sleep")
+    if m is None:
+        _real_sleep(seconds)
+    elif seconds > 0:
+        _wait(m, lambda: False, seconds, f"time.sleep({seconds:g})")
+
+
+# -- substitution into the target's modules -------------------------------------------------
+
+
+class _ModuleProxy(types.ModuleType):
+    """A module that answers with our versions of some names, and the real module's rest."""
+
+    def __init__(self, real: types.ModuleType, overrides: dict[str, Any]) -> None:
+        super().__init__(real.__name__, real.__doc__)
+        self.__dict__.update(overrides)
+        self.__dict__["_poolcheck_real"] = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_poolcheck_real"], name)
+
+
+_THREADING_NAMES = {"Lock": Lock, "RLock": RLock, "Condition": Condition,
+                    "Semaphore": Semaphore, "BoundedSemaphore": BoundedSemaphore,
+                    "Event": Event}
+_TIME_NAMES = {"monotonic": monotonic, "time": time_, "sleep": sleep,
+               "perf_counter": perf_counter, "monotonic_ns": monotonic_ns, "time_ns": time_ns}
+_QUEUE_NAMES = {"Queue": Queue, "LifoQueue": LifoQueue, "PriorityQueue": PriorityQueue}
+
+THREADING = _ModuleProxy(threading, _THREADING_NAMES)
+TIME = _ModuleProxy(time, _TIME_NAMES)
+QUEUE = _ModuleProxy(queue, _QUEUE_NAMES)
+
+
+def _replacements() -> dict[int, tuple[object, object]]:
+    """id(real object) -> (real object, its cooperative stand-in)."""
+    pairs: list[tuple[object, object]] = [(threading, THREADING), (time, TIME), (queue, QUEUE),
+                                          (_thread.allocate_lock, Lock)]
+    for module, names in ((threading, _THREADING_NAMES), (time, _TIME_NAMES),
+                          (queue, _QUEUE_NAMES)):
+        pairs += [(getattr(module, name), coop) for name, coop in names.items()]
+    return {id(real): (real, coop) for real, coop in pairs}
+
+
+@contextmanager
+def substituted(cls: type, files: frozenset[str]) -> Iterator[list[str]]:
+    """Cooperative primitives in the modules (and class attributes) of ``cls``'s MRO that
+    live in ``files``, for the length of the block; yields what was replaced."""
+    swaps = _replacements()
+    undo: list[tuple[Any, str, object]] = []
+    done: list[str] = []
+    seen: set[int] = set()
+    try:
+        for klass in cls.__mro__:
+            module = sys.modules.get(klass.__module__)
+            if klass is object or module is None or getattr(module, "__file__", None) not in files:
+                continue
+            targets: list[tuple[Any, str]] = [(klass, klass.__qualname__)]
+            if id(module) not in seen:
+                seen.add(id(module))
+                targets.insert(0, (module, module.__name__))
+            for owner, label in targets:
+                for name, value in list(vars(owner).items()):
+                    swap = swaps.get(id(value))
+                    if swap is None or swap[0] is not value:
+                        continue
+                    undo.append((owner, name, value))
+                    setattr(owner, name, swap[1])
+                    done.append(f"{label}.{name}")
+        yield done
+    finally:
+        for owner, name, value in reversed(undo):
+            setattr(owner, name, value)

@@ -1,0 +1,303 @@
+"""The controlled scheduler: finds races by search, reports deadlocks, replays exactly."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pool import EmptyPoolError, Pool
+from stress import controlled, coop
+from stress.controlled import (
+    PCT,
+    RandomWalk,
+    Replay,
+    explore,
+    make_token,
+    read_token,
+    replay,
+    run_controlled,
+    run_replay,
+)
+from stress.loading import Target, load
+from stress.parallel import Program
+
+ROOT = Path(__file__).resolve().parents[1]
+PUT_RACE = Program(("get", "get"), (("put",), ("put",)))
+
+
+class RoomOutsideLock(Pool):
+    """put_conn checks for room before taking the lock: two returns both see room."""
+
+    def put_conn(self, conn: Any) -> None:
+        if conn is not None and not self._closed and len(self._idle) < self.maxsize:
+            with self._cond:
+                self._idle.append(conn)
+                self._cond.notify()
+            return
+        super().put_conn(conn)
+
+
+class SleepyPool(Pool):
+    """Polls with time.sleep instead of waiting on the condition (slow, but correct). Its
+    ``time`` is this module's, which the controlled run replaces with the virtual one."""
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                if self._idle:
+                    return self._idle.pop()
+                if self._live < self.maxsize or not self.block:
+                    self._live += 1
+                    break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise EmptyPoolError("timed out")
+            time.sleep(0.25)
+        try:
+            return self._factory()
+        except BaseException:
+            self._release_slot()
+            raise
+
+
+def example(name: str) -> Target:
+    return load(str(ROOT / "examples" / name))
+
+
+# -- finding races --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct", "bounded"])
+def test_put_room_race_is_found(strategy: str) -> None:
+    found = explore(Target.of(RoomOutsideLock), PUT_RACE, 1, False, strategy=strategy,
+                    seed=3, runs=2000, seconds=15)
+    assert found.failure is not None, found
+    assert found.failure.kind == "linearizable"
+    report = found.failure.report()
+    assert "bound: the pool kept connection" in report
+    assert "test_controlled.py:" in report  # the interleaving names the racing lines
+    assert "poolcheck replay pc1." in report
+
+
+def test_count_outside_lock_is_found() -> None:
+    target = example("buggy/count_outside_lock.py:Pool")
+    program = Program((), (("get",), ("get",)))
+    found = explore(target, program, 1, True, strategy="random", seed=1, runs=2000, seconds=15)
+    assert found.failure is not None
+    assert found.failure.kind == "linearizable"
+    assert "bound" in found.failure.report()
+
+
+def test_bounded_search_is_exhaustive_for_a_correct_pool() -> None:
+    found = explore(Target.of(Pool), PUT_RACE, 1, False, strategy="bounded", preemptions=1,
+                    runs=5000, seconds=15)
+    assert found.failure is None
+    assert found.complete and found.runs > 10
+
+
+# -- deadlocks, time ------------------------------------------------------------------------
+
+
+def test_deadlock_is_reported_with_positions() -> None:
+    target = example("buggy/lock_not_released.py:Pool")
+    program = Program(("fail", "get"), (("get",), ("close",)))
+    start = time.monotonic()
+    run = run_controlled(target, program, 1, True, RandomWalk(0))
+    assert time.monotonic() - start < 5
+    assert run.kind == "deadlock", run.report()
+    assert controlled.invariant_of(run) == "deadlock-free"
+    report = run.report()
+    assert "thread 1 in get(): waits in Lock.acquire" in report
+    assert "thread 2 in close(): waits in Lock.acquire" in report
+    assert "lock_not_released.py:" in report
+    assert run.history is not None and sum(e.pending for e in run.history.events) == 2
+
+
+def test_deadlock_of_a_single_thread() -> None:
+    target = example("buggy/lock_not_released.py:Pool")
+    run = run_controlled(target, Program(("fail", "get", "get"), ()), 1, False, RandomWalk(0))
+    assert run.kind == "deadlock"
+    assert "thread 0 in get(): waits in Lock.acquire" in run.message
+
+
+def test_thirty_second_timeout_takes_virtual_time_only() -> None:
+    start = time.monotonic()
+    run = run_controlled(Target.of(Pool), Program(("get", "get"), ()), 1, True,
+                         RandomWalk(0), get_timeout=30.0)
+    assert time.monotonic() - start < 1.0
+    assert not run.failed, run.report()
+    assert run.virtual_seconds == pytest.approx(30.0)
+    assert run.history is not None
+    assert [e.outcome for e in run.history.events] == ["ok", "EmptyPoolError"]
+
+
+def test_sleeping_pool_runs_on_virtual_time() -> None:
+    program = Program(("get",), (("get",), ("put",)))
+    start = time.monotonic()
+    found = explore(Target.of(SleepyPool), program, 1, True, strategy="random", seed=2,
+                    runs=100, seconds=10, get_timeout=30.0)
+    assert found.failure is None, found.failure and found.failure.report()
+    assert time.monotonic() - start < 10
+
+
+def test_budget_stops_a_livelock() -> None:
+    class Spinning(Pool):
+        def get_conn(self, timeout: float | None = None) -> Any:
+            while True:
+                with self._cond:
+                    pass
+
+    run = run_controlled(Target.of(Spinning), Program(("get",), ()), 1, False,
+                         RandomWalk(0), budget=500)
+    assert run.kind == "livelock"
+    assert "thread 0 in get()" in run.message
+
+
+def test_real_blocking_outside_control_is_reported_not_hung() -> None:
+    gate = _thread.allocate_lock()  # made here: a real lock the substitution cannot see
+
+    class RealGate(Pool):
+        def get_conn(self, timeout: float | None = None) -> Any:
+            gate.acquire()
+            return super().get_conn(timeout)
+
+    start = time.monotonic()
+    try:
+        run = run_controlled(Target.of(RealGate), Program((), (("get",), ("get",))), 1, False,
+                             RandomWalk(0), stall=0.3)
+    finally:
+        gate.release()  # let the thread stuck on it unwind
+    assert time.monotonic() - start < 5
+    assert run.kind == "hung"
+    assert "outside the scheduler's control" in run.message
+
+
+def test_check_target_finds_a_catalogue_bug_and_passes_the_bundled_pool() -> None:
+    found = controlled.check_target(example("buggy/nonblock_keeps_all.py:Pool"), seconds=4)
+    assert found.failure is not None and found.failure.kind == "linearizable"
+    passed = controlled.check_target(Target.of(Pool), seconds=2)
+    assert passed.failure is None and passed.runs > 100
+
+
+def test_primitives_are_restored() -> None:
+    from pool import pool as module
+    names = vars(module)
+    before = (names["threading"], names["time"])
+    run_controlled(Target.of(Pool), PUT_RACE, 1, False, RandomWalk(0))
+    assert (names["threading"], names["time"]) == before
+    with coop.substituted(Pool, frozenset({module.__file__ or ""})) as swapped:
+        assert names["threading"] is coop.THREADING and names["time"] is coop.TIME
+    assert set(swapped) >= {"pool.pool.threading", "pool.pool.time"}
+    assert (names["threading"], names["time"]) == before
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+
+def _events(run: controlled.ControlledRun) -> Any:
+    assert run.history is not None
+    return run.history.events
+
+
+def test_replay_token_reproduces_ten_of_ten() -> None:
+    target = Target.of(RoomOutsideLock)
+    found = explore(target, PUT_RACE, 1, False, strategy="random", seed=5, runs=2000,
+                    seconds=15)
+    assert found.failure is not None
+    token = found.failure.token
+    assert read_token(token)["branches"] == [["put"], ["put"]]
+    replays = [replay(token, target) for _ in range(10)]
+    assert all(r.kind == "linearizable" for r in replays)
+    assert all(_events(r) == _events(found.failure) for r in replays)
+    assert all(r.trail == found.failure.trail for r in replays)
+
+
+def test_replay_of_a_deadlock_from_a_file_target(capsys: pytest.CaptureFixture[str]) -> None:
+    target = example("buggy/lock_not_released.py:Pool")
+    program = Program(("fail", "get"), (("get",), ("close",)))
+    run = run_controlled(target, program, 1, True, RandomWalk(7))
+    token = make_token(target, program, 1, True, run.choices)
+    assert run_replay(token) == controlled.EXIT_REPRODUCED
+    assert "deadlock" in capsys.readouterr().out
+
+
+def test_replay_of_a_passing_schedule_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    token = make_token(load("pool:Pool"), PUT_RACE, 1, False, [])
+    assert run_replay(token) == controlled.EXIT_NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("token", ["nonsense", "pc1.%%%", "pc1.eJwrSS0uAQAEXQHB"])
+def test_bad_token_is_one_line_exit_2(token: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_replay(token) == controlled.EXIT_BAD_TOKEN
+    err = capsys.readouterr().err
+    assert err.startswith("poolcheck: error:") and err.count("\n") == 1
+
+
+def test_replay_parser() -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="poolcheck")
+    controlled.add_replay_parser(parser.add_subparsers())
+    args = parser.parse_args(["replay", "pc1.x"])
+    assert args.token == "pc1.x" and callable(args.run)
+
+
+# -- no false alarms ------------------------------------------------------------------------
+
+PROGRAMS = [
+    (PUT_RACE, 1, False),
+    (Program(("get",), (("get", "put"), ("put", "get"), ("close",))), 2, False),
+    (Program(("get", "get"), (("put", "get"), ("discard", "get"))), 2, True),
+    (Program(("get",), (("get", "put"), ("fail", "get", "put"), ("close",))), 1, True),
+]
+
+
+@pytest.mark.parametrize("spec", ["pool:Pool", "examples/correct/condition_fifo.py:Pool",
+                                  "examples/correct/queue_placeholders.py:Pool"])
+def test_correct_pools_pass(spec: str) -> None:
+    target = load(spec if spec.startswith("pool") else str(ROOT / spec))
+    for program, maxsize, block in PROGRAMS:
+        for strategy in ("random", "pct"):
+            found = explore(target, program, maxsize, block, strategy=strategy, seed=11,
+                            runs=60, seconds=10)
+            assert found.failure is None, found.failure and found.failure.report()
+
+
+def test_strategies_are_deterministic() -> None:
+    target = Target.of(Pool)
+    program = PROGRAMS[1][0]
+    a = run_controlled(target, program, 2, False, PCT(9))
+    b = run_controlled(target, program, 2, False, PCT(9))
+    assert a.choices == b.choices and _events(a) == _events(b)
+    c = run_controlled(target, program, 2, False, Replay(a.choices))
+    assert _events(c) == _events(a)
+
+
+# -- Hypothesis -----------------------------------------------------------------------------
+
+
+def test_hypothesis_finds_and_shrinks_the_put_race() -> None:
+    run = controlled.search_hypothesis(Target.of(RoomOutsideLock), 1, False, seed=1,
+                                       examples=5000, seconds=15, shrink_seconds=5)
+    assert run is not None
+    assert run.kind == "linearizable"
+    assert len(run.program.branches) == 2 and run.program.size[0] <= 6
+    assert "put(#" in controlled.format_interleaving(run)
+    again = replay(run.token, Target.of(RoomOutsideLock))
+    assert again.kind == "linearizable"
+
+
+def test_the_controlled_check_runs_only_when_asked_and_reports_a_replay_command(
+        tmp_path: Path) -> None:
+    from stress.cli import main
+    target = f"{ROOT}/examples/buggy/count_outside_lock.py:Pool"
+    out = tmp_path / "r.json"
+    assert main(["check", target, "--seed", "1", "--check", "controlled/linearizable",
+                 "--json", str(out)]) == 1
+    check, = json.loads(out.read_text())["checks"]
+    assert check["status"] == "failed" and check["reproduce"].startswith("poolcheck replay ")
+    assert main(["replay", check["reproduce"].split()[-1]]) == 1

@@ -289,6 +289,67 @@ def search(target: Target, maxsize: int, block: bool, seed: int, examples: int,
     except BaseException as exc:
         if not list(_ours(exc)):
             raise
+    if found.failure is not None and found.hang is None:
+        _minimise(target, maxsize, block, runs * SHRINK_RUNS_FACTOR, rng,
+                  time.monotonic() + shrink_seconds, found, watchdog)
+
+
+def smaller(program: Program) -> list[Program]:
+    """One step simpler: an operation removed, or a branch's first operation moved to the
+    end of the prefix (where it runs alone)."""
+    found = []
+    for b, ops in enumerate(program.branches):
+        for j in range(len(ops)):
+            rest = ops[:j] + ops[j + 1:]
+            branches = program.branches[:b] + ((rest,) if rest else ()) + program.branches[b + 1:]
+            found.append(Program(program.prefix, branches))
+    for j in range(len(program.prefix)):
+        found.append(Program(program.prefix[:j] + program.prefix[j + 1:], program.branches))
+    for b, ops in enumerate(program.branches):
+        rest = ops[1:]
+        branches = program.branches[:b] + ((rest,) if rest else ()) + program.branches[b + 1:]
+        found.append(Program(program.prefix + ops[:1], branches))
+    return found
+
+
+def _minimise(target: Target, maxsize: int, block: bool, runs: int, rng: random.Random,
+              deadline: float, found: Search, watchdog: Watchdog) -> None:
+    """Greedy shrinking after Hypothesis's, which gives up when a candidate's race does not
+    recur in time: try each one-step-simpler program up to ``runs`` times, keep the first
+    that fails, until none does or the deadline passes."""
+    assert found.failure is not None
+    current = found.failure.program
+    while time.monotonic() < deadline:
+        for candidate in smaller(current):
+            if len(candidate.branches) < 2:
+                continue  # no race without two threads
+            if _fails(target, candidate, maxsize, block, runs, rng, deadline, found,
+                      watchdog):
+                current = candidate
+                break
+        else:
+            return
+
+
+def _fails(target: Target, program: Program, maxsize: int, block: bool, runs: int,
+           rng: random.Random, deadline: float, found: Search, watchdog: Watchdog) -> bool:
+    for i in range(runs):
+        if time.monotonic() > deadline:
+            return False
+        try:
+            run = run_program(target, program, maxsize, block, rng.getrandbits(32), watchdog)
+        except Hung:
+            return False
+        found.runs += 1
+        if run.hung or run.history is None:
+            return False
+        if found.on_history is not None:
+            found.on_history(run.history)
+        result = linearize.check(run.history, LINEARIZE_BUDGET)
+        if result.verdict == linearize.NOT_LINEARIZABLE:
+            found.saw(Failure(program, maxsize, block, run.history, result, i + 1, runs))
+            return True
+    return False
 
 
 def _ours(exc: BaseException) -> Iterator[BaseException]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import queue
-import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,10 +228,15 @@ def test_real_sqlalchemy_pool() -> None:
 
 @pytest.mark.parametrize("adapter", ["redis", "sqlalchemy"])
 def test_missing_library_is_one_line_and_exit_2(adapter: str, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, adapter, None)  # import redis: ModuleNotFoundError
-    for name in [m for m in sys.modules if m.startswith(f"{adapter}.")]:
-        monkeypatch.delitem(sys.modules, name)  # put back after the test
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    # the target loads in a child process, which gets our sys.path: a package of that
+    # name first on it makes `import redis` fail there as if it were not installed
+    fake = tmp_path / adapter
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        f"raise ModuleNotFoundError('No module named {adapter}', name={adapter!r})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["check", "--adapter", adapter]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"pip install {adapter}" in err[0], err

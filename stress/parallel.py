@@ -95,6 +95,8 @@ class Run:
 class _Lane(_Worker):
     """One thread of a program: the engine's recorded calls, driven by a list of ops."""
 
+    can_close = True
+
     def play(self, ops: tuple[str, ...], timeout: float | None,
              start: threading.Barrier | None, files: frozenset[str]) -> None:
         if start is not None:
@@ -117,7 +119,8 @@ class _Lane(_Worker):
         elif op == "fail":
             self._fault(ConnectFailed)
         elif op == "close":
-            self._close(None)
+            if self.can_close:  # a pool without close(): the operation does nothing
+                self._close(None)
         elif self.held:
             conn = self.held.pop()
             if op == "put":
@@ -145,6 +148,8 @@ def run_program(target: Target, program: Program, maxsize: int, block: bool, see
     prefix = _Lane(0, pool, [], recorder, factory, random.Random(rng.random()))
     lanes = [_Lane(i, pool, [], recorder, factory, random.Random(rng.random()))
              for i in range(1, len(program.branches) + 1)]
+    for lane in (prefix, *lanes):
+        lane.can_close = target.has_close
     hung = _run_threads([lambda: prefix.play(program.prefix, timeout, None, files)], deadline)
     if not hung and lanes:
         for i, conn in enumerate(prefix.held):  # what the prefix holds, dealt in turn

@@ -51,6 +51,7 @@ GET_TIMEOUT = 0.005  # block=True: how long a get waits before EmptyPoolError
 RUN_LIMIT = 3.0  # seconds one run may take before it counts as hung
 YIELD_RATES = (0.1, 0.3, 0.6)  # per line of pool code; runs are short, so vary it widely
 SHRINK_RUNS_FACTOR = 3
+MINIMISE_RUNS = 200  # tries of a one-step-simpler program: a small race recurs rarely
 LINEARIZE_BUDGET = 200_000  # model steps per history
 CONFIGS = [(1, True), (2, True), (1, False), (2, False)]  # (maxsize, block)
 
@@ -295,7 +296,7 @@ def search(target: Target, maxsize: int, block: bool, seed: int, examples: int,
         if not list(_ours(exc)):
             raise
     if found.failure is not None and found.hang is None:
-        _minimise(target, maxsize, block, runs * SHRINK_RUNS_FACTOR, rng,
+        _minimise(target, maxsize, block, MINIMISE_RUNS, rng,
                   time.monotonic() + shrink_seconds, found, watchdog)
 
 

@@ -440,12 +440,7 @@ def _wakeup_probe(probe: _Worker, recorder: Recorder, factory: RecordingFactory,
     sees in the stamps. If the waiter was not blocked yet, it simply finds what is free:
     no false alarm, just no test. False if the waiter hung (the round is then a stall).
     """
-    waiter = _Worker(-2, probe.pool, [("get", WAKEUP_WAIT)], recorder, factory,
-                     random.Random(seed))
-    thread = threading.Thread(target=waiter.run, args=(_OPEN_BARRIER, frozenset()),
-                              daemon=True, name="poolcheck-waiter")
-    thread.start()
-    threading.Event().wait(WAKEUP_SETTLE)  # time to block; too short only weakens the test
+    thread = _start_waiter(-2, probe, recorder, factory, seed, "poolcheck-waiter")
     probe._return_all(0.0 if random.Random(seed).random() < 0.5 else 1.0, one=True)
     thread.join(WAKEUP_WAIT + STALL)
     if thread.is_alive():
@@ -453,6 +448,19 @@ def _wakeup_probe(probe: _Worker, recorder: Recorder, factory: RecordingFactory,
                              f"did not return within {WAKEUP_WAIT + STALL:g} s")
         return False
     return True
+
+
+def _start_waiter(index: int, probe: _Worker, recorder: Recorder, factory: RecordingFactory,
+                  seed: int, name: str) -> threading.Thread:
+    """A thread that calls get_conn(timeout=WAKEUP_WAIT) on the probe's pool, given time
+    to block in it (too little time only weakens the probe, never fakes a failure)."""
+    waiter = _Worker(index, probe.pool, [("get", WAKEUP_WAIT)], recorder, factory,
+                     random.Random(seed))
+    thread = threading.Thread(target=waiter.run, args=(_OPEN_BARRIER, frozenset()),
+                              daemon=True, name=name)
+    thread.start()
+    threading.Event().wait(WAKEUP_SETTLE)
+    return thread
 
 
 def _close_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
@@ -466,12 +474,7 @@ def _close_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
     """
     if not call(lambda: probe._get(PROBE_TIMEOUT), "get_conn (close probe)"):
         return False
-    waiter = _Worker(-3, probe.pool, [("get", WAKEUP_WAIT)], recorder, factory,
-                     random.Random(spec.seed))
-    thread = threading.Thread(target=waiter.run, args=(_OPEN_BARRIER, frozenset()),
-                              daemon=True, name="poolcheck-close-waiter")
-    thread.start()
-    threading.Event().wait(WAKEUP_SETTLE)  # time to block; too short only weakens the test
+    thread = _start_waiter(-3, probe, recorder, factory, spec.seed, "poolcheck-close-waiter")
     if not call(lambda: probe._close(None), "close() (close probe)"):
         return False
     thread.join(WAKEUP_WAIT + STALL)

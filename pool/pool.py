@@ -1,9 +1,13 @@
-"""The pool: one lock, one condition, a LIFO list of idle connections and a count.
+"""The pool: one lock, a LIFO stack of idle connections and a count.
 
 ``_live`` counts the connections that exist (idle plus checked out) and every slot that a
 caller has reserved while it connects. Every path that gives up a connection gives its
 slot back, under the lock, and wakes one waiter: that is the whole of the thread-safety.
 Connecting and closing happen outside the lock, so one slow server never stalls the rest.
+
+The common case, an idle connection out and back in, takes the lock once each way and
+nothing else: the idle stack is a dict keyed by ``id`` (``popitem`` is LIFO, and a double
+return is one lookup), and ``notify`` is skipped when ``_waiting`` says nobody waits.
 """
 
 from __future__ import annotations
@@ -79,9 +83,11 @@ class Pool:
         self.block = block
         self.timeout = timeout
         self._factory = connection_factory or (lambda: http.client.HTTPConnection(host, port))
-        self._cond = threading.Condition(threading.Lock())
-        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # only for waiting and waking
+        self._idle: dict[int, Any] = {}  # id(conn) -> conn, newest last
         self._live = 0
+        self._waiting = 0  # threads inside self._cond.wait()
         self._closed = False
         self.num_connections = 0  # connections made, ever
         self.num_requests = 0
@@ -94,34 +100,42 @@ class Pool:
 
     def get_conn(self, timeout: float | None = None) -> Any:
         """An idle connection, else a new one if there is room, else wait (``block``)."""
-        _check_timeout(timeout, "timeout")
         if timeout is None:
             timeout = self.timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
+        else:
+            _check_timeout(timeout, "timeout")
+        deadline = None
+        with self._lock:
             while True:
                 if self._closed:
                     raise ClosedPoolError(f"{self!r} is closed")
                 if self._idle:
-                    return self._idle.pop()
+                    return self._idle.popitem()[1]
                 if not self.block or self._live < self.maxsize:
                     self._live += 1  # reserve the slot, then connect outside the lock
                     break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise EmptyPoolError(
-                        f"no connection became free within {timeout} s "
-                        f"(maxsize={self.maxsize}, block=True)"
-                    )
-                # Condition.wait overflows past TIMEOUT_MAX; the loop re-checks the deadline
-                self._cond.wait(None if remaining is None
-                                else min(remaining, threading.TIMEOUT_MAX))
+                if timeout is not None:
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + timeout
+                    if now >= deadline:
+                        raise EmptyPoolError(
+                            f"no connection became free within {timeout} s "
+                            f"(maxsize={self.maxsize}, block=True)"
+                        )
+                self._waiting += 1
+                try:
+                    # Condition.wait overflows past TIMEOUT_MAX; the loop re-checks the deadline
+                    self._cond.wait(None if deadline is None
+                                    else min(deadline - now, threading.TIMEOUT_MAX))
+                finally:
+                    self._waiting -= 1
         try:
             conn = self._factory()
         except BaseException:
             self._release_slot()
             raise
-        with self._cond:
+        with self._lock:
             self.num_connections += 1
         return conn
 
@@ -130,31 +144,35 @@ class Pool:
         if conn is None:
             self._release_slot()
             return
-        with self._cond:
-            if any(idle is conn for idle in self._idle):
+        key = id(conn)  # unique while the connection is idle: the dict keeps it alive
+        with self._lock:
+            if key in self._idle:
                 raise ValueError(f"{conn!r} was returned twice")
             if not self._closed and len(self._idle) < self.maxsize:
-                self._idle.append(conn)
-                self._cond.notify()
+                self._idle[key] = conn
+                if self._waiting:
+                    self._cond.notify()
                 return
             self._live -= 1
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
         _close_quietly(conn)
 
     def close(self) -> None:
         """Close idle connections now, the others when they come back; wake all waiters."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle, self._idle = list(self._idle.values()), {}
             self._live -= len(idle)
             self._cond.notify_all()
         for conn in idle:
             _close_quietly(conn)
 
     def _release_slot(self) -> None:
-        with self._cond:
+        with self._lock:
             self._live -= 1
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
 
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[Any]:
@@ -206,7 +224,7 @@ class Pool:
         path = self._path_of(url)
         conn = self.get_conn(timeout)
         try:
-            with self._cond:
+            with self._lock:
                 self.num_requests += 1
             conn.request(method, path, body=body, headers=dict(headers or {}))
             raw = conn.getresponse()

@@ -13,7 +13,7 @@ class CloseLeavesIdleOpen(Pool):
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._idle = []
+            self._idle = {}
             self._cond.notify_all()
 
 
@@ -24,7 +24,7 @@ class NonBlockKeepsEverything(Pool):
         if conn is not None and not self.block:
             with self._cond:
                 if not self._closed:
-                    self._idle.append(conn)
+                    self._idle[id(conn)] = conn
                     return
         super().put_conn(conn)
 

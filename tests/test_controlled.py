@@ -36,7 +36,7 @@ class RoomOutsideLock(Pool):
     def put_conn(self, conn: Any) -> None:
         if conn is not None and not self._closed and len(self._idle) < self.maxsize:
             with self._cond:
-                self._idle.append(conn)
+                self._idle[id(conn)] = conn
                 self._cond.notify()
             return
         super().put_conn(conn)
@@ -51,7 +51,7 @@ class SleepyPool(Pool):
         while True:
             with self._cond:
                 if self._idle:
-                    return self._idle.pop()
+                    return self._idle.popitem()[1]
                 if self._live < self.maxsize or not self.block:
                     self._live += 1
                     break

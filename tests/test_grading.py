@@ -20,7 +20,7 @@ class Pool(Correct):
         if conn is None:
             return super().put_conn(conn)
         with self._cond:
-            self._idle.append(conn)
+            self._idle[id(conn)] = conn
 '''
 CRASHES = '''
 import os

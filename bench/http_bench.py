@@ -89,7 +89,7 @@ class Config:
     requests_fast: int = 5000  # per run at 0 ms, split over the threads
     requests_slow_per_thread: int = 200  # per run and thread at latency > 0
     warmup_fraction: float = 0.1  # one untimed run of this share of requests per cell/client
-    repeats: int = 5
+    repeats: int = 9  # 0 ms runs on 2 cores vary by +-15%: more runs, steadier medians
     checkout_iterations: int = 100_000
     checkout_repeats: int = 5
     # pool sizes for the micro-benchmark, every connection idle: one thread's pool, the largest
@@ -100,7 +100,7 @@ class Config:
 
 QUICK = Config(threads=[1, 4], requests_fast=200, requests_slow_per_thread=10, repeats=3,
                checkout_iterations=5_000, checkout_repeats=3, quick=True)
-# the full run takes about 5 minutes on 2 cores
+# the full run takes about 6 minutes on 2 cores
 
 
 # -- servers ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from stress.judges import late_by
 from stress.loading import Target
 from stress.recording import (
     CallRecord,
@@ -35,7 +36,6 @@ from stress.watchdog import Hung, Watchdog, in_timed_wait
 
 SWITCH_INTERVAL = 1e-6
 STALL = 3.0  # no event for this long, with threads still running: the run is stuck
-LATE = 1.0  # a timed get_conn still waiting this long after its timeout ignored it
 WAIT_TIMEOUTS_BLOCK = [None, 0.0, 0.02, 1.0]
 WAIT_TIMEOUTS_NONBLOCK = [None, 0.0]
 SHORT_WAITS = [0.0, 0.02]
@@ -349,7 +349,7 @@ def _diagnose(probe: _Worker, spec: RoundSpec, threads: list[threading.Thread],
     idents = {w.index: t.ident for w, t in zip(workers, threads, strict=True)}
     for i, c in sorted(waits.items()):
         frame = frames.get(idents[i] or -1)
-        if (c.timeout is not None and now - c.call > c.timeout + LATE
+        if (c.timeout is not None and now - c.call > c.timeout + late_by(c.timeout)
                 and frame is not None and in_timed_wait(frame)):
             return Stall("timeout", f"thread {i}'s get_conn(timeout={c.timeout}) has not "
                          f"returned after {now - c.call:.1f} s\n{stacks}")

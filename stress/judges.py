@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 from stress import linearize
-from stress.engine import RoundResult
 from stress.history import Event, History, HistoryError
 from stress.history import Pool as HistoryPool
 from stress.linearize_report import format_report
 from stress.recording import CallRecord, Log
+
+if TYPE_CHECKING:  # the engine imports late_by from here
+    from stress.engine import RoundResult
 
 EARLY_SLACK = 0.001  # clocks round: EmptyPoolError this close to its timeout is on time
 LATE_SLACK = 1.0  # ... and this long after it is late, even on a loaded machine
@@ -34,7 +37,7 @@ class Finding:
 Evidence = tuple[History, linearize.Result]
 
 
-Judge = Callable[[RoundResult], list[Finding]]
+Judge: TypeAlias = "Callable[[RoundResult], list[Finding]]"
 
 
 def _ops(log: Log, *ops: str) -> list[CallRecord]:
@@ -116,6 +119,15 @@ def judge_bound(r: RoundResult) -> list[Finding]:
     return []
 
 
+def late_by(timeout: float) -> float:
+    """How long past its timeout a get_conn may still be waiting before it is late.
+
+    One rule for the engine (a thread still waiting) and the judges (an EmptyPoolError that
+    came): proportional for long timeouts, never below LATE_SLACK.
+    """
+    return max(LATE_SLACK, timeout)
+
+
 def timing_fault(timeout: float | None, took: float) -> str | None:
     """What is wrong with an EmptyPoolError that came after ``took`` s, if anything.
 
@@ -124,7 +136,7 @@ def timing_fault(timeout: float | None, took: float) -> str | None:
     wanted = timeout or 0.0
     if took < wanted - EARLY_SLACK:
         return f"EmptyPoolError after {took:.4f} s, before the {wanted} s timeout"
-    if took > wanted + max(LATE_SLACK, wanted):
+    if took > wanted + late_by(wanted):
         return f"EmptyPoolError after {took:.2f} s, long after the {wanted} s timeout"
     return None
 

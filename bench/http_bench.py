@@ -297,12 +297,15 @@ class NewConnectionClient(Client):
         yield fetch
 
 
-class PoolClient(Client):
-    """One ``pool.Pool`` shared by the threads, used as the README shows."""
+class SharedPoolClient(Client):
+    """One pool shared by the threads, used as its README shows: ``request`` then ``data``."""
 
     def __init__(self, target: Target, threads: int) -> None:
         super().__init__(target, threads)
-        self.pool = Pool(target.host, target.port, maxsize=threads, block=True)
+        self.pool = self.make_pool(target, threads)
+
+    def make_pool(self, target: Target, threads: int) -> Any:
+        raise NotImplementedError
 
     @contextmanager
     def thread_session(self) -> Iterator[Fetch]:
@@ -318,26 +321,19 @@ class PoolClient(Client):
         self.pool.close()
 
 
-class Urllib3Client(Client):
-    """One ``urllib3.HTTPConnectionPool`` shared by the threads, with its defaults."""
+class PoolClient(SharedPoolClient):
+    """``pool.Pool``, maxsize = threads, block=True."""
 
-    def __init__(self, target: Target, threads: int) -> None:
-        super().__init__(target, threads)
-        self.pool = urllib3.HTTPConnectionPool(target.host, target.port, maxsize=threads,
-                                               block=True)
+    def make_pool(self, target: Target, threads: int) -> Pool:
+        return Pool(target.host, target.port, maxsize=threads, block=True)
 
-    @contextmanager
-    def thread_session(self) -> Iterator[Fetch]:
-        pool, path = self.pool, self.target.path
 
-        def fetch() -> tuple[int, bytes]:
-            response = pool.request("GET", path)
-            return response.status, response.data
+class Urllib3Client(SharedPoolClient):
+    """``urllib3.HTTPConnectionPool`` with its defaults, maxsize = threads, block=True."""
 
-        yield fetch
-
-    def close(self) -> None:
-        self.pool.close()
+    def make_pool(self, target: Target, threads: int) -> urllib3.HTTPConnectionPool:
+        return urllib3.HTTPConnectionPool(target.host, target.port, maxsize=threads,
+                                          block=True)
 
 
 class RawClient(Client):

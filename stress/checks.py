@@ -153,8 +153,8 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
 def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckResult:
     """Small programs under a scheduler that runs one thread at a time (stress.controlled).
 
-    A run that blocks outside the scheduler's control (a primitive the scheduler did not
-    replace) is no verdict on the pool: the check reports that it cannot drive it."""
+    A run the scheduler could not drive (a primitive it did not replace, a thread the pool
+    started) is no verdict on the pool: the check reports that it cannot drive it."""
     from stress import controlled
 
     reproduce = reproduce_command(target.command_spec, CONTROLLED.name, seed, profile.name)
@@ -166,11 +166,11 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
     if failure is None:
         return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "passed",
                            f"no violation in {out.runs} controlled runs", reproduce, seconds)
-    if failure.kind == "hung":
+    if failure.no_verdict:
         return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "error",
-                           "not completed: a thread blocked outside the scheduler's control "
-                           "(a lock or queue the scheduler could not replace)\n"
-                           f"{failure.message}", reproduce, seconds)
+                           "not completed: the scheduler could not drive this pool (a lock, "
+                           "queue or thread outside its control), which says nothing about "
+                           f"the pool\n{failure.message}", reproduce, seconds)
     evidence = ((failure.history, failure.result)
                 if failure.history is not None and failure.result is not None else None)
     return CheckResult(CONTROLLED.name, controlled.invariant_of(failure) or "linearizable",

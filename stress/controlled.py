@@ -36,7 +36,7 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 
 from stress import linearize
-from stress.coop import CLOCK_START, Option, Point, Scheduler, substituted
+from stress.coop import ABORTED, CLOCK_START, STALL, Chooser, Option, Point, Scheduler, substituted
 from stress.engine import pool_files, settle_kept
 from stress.history import History
 from stress.judges import history_of_log
@@ -45,7 +45,7 @@ from stress.loading import LoadError, Target, load
 from stress.parallel import LANES, OPS, Program, _Lane, programs
 from stress.recording import CallRecord, Recorder, RecordingFactory
 
-BUDGET = 20_000  # switch points per run
+BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
 GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
 LINEARIZE_BUDGET = 200_000
 TRAIL_SHOWN = 40
@@ -97,7 +97,8 @@ class PCT:
 
 
 class Replay:
-    """The given choices in order, then 0 (the current thread goes on) once they run out."""
+    """The given choices in order, then 0 once they run out (the current thread goes on,
+    or, if it is blocked with a deadline, times out)."""
 
     def __init__(self, choices: Sequence[int]) -> None:
         self.choices = list(choices)
@@ -196,24 +197,33 @@ class ControlledRun:
     get_timeout: float = GET_TIMEOUT
     history: History | None = None
     result: linearize.Result | None = None
-    kind: str | None = None  # None: passed; deadlock|livelock|hung|errors|crash|linearizable
+    # None: passed; deadlock|livelock|errors|crash|linearizable: failed;
+    # hung|unmanaged|undecided: no verdict (see NO_VERDICT)
+    kind: str | None = None
     message: str = ""
+    budget: int = BUDGET
+    diverged: bool = False  # a replay whose choices did not fit the run (the target changed)
 
     @property
     def failed(self) -> bool:
+        """The run did not end well: a violation, or no verdict."""
         return self.kind is not None
+
+    @property
+    def no_verdict(self) -> bool:
+        return self.kind in NO_VERDICT
 
     @property
     def token(self) -> str:
         return make_token(self.target, self.program, self.maxsize, self.block, self.choices,
-                          self.get_timeout)
+                          self.get_timeout, self.budget)
 
     def report(self) -> str:
         return format_failure(self)
 
 
 def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
-                   chooser: Any, budget: int = BUDGET, stall: float = 5.0,
+                   chooser: Chooser, budget: int = BUDGET, stall: float = STALL,
                    get_timeout: float = GET_TIMEOUT) -> ControlledRun:
     """One run of ``program`` on a fresh pool, every switch decided by ``chooser``.
 
@@ -224,7 +234,9 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
     recorder = _StepRecorder()
     factory = RecordingFactory(recorder)
     files = pool_files(target.cls)
-    sched = Scheduler(chooser, files, budget, lambda t: recorder.ops.get(t, ""), stall)
+    calls = len(program.prefix) + sum(len(b) for b in program.branches)
+    sched = Scheduler(chooser, files, budget, lambda t: recorder.ops.get(t, ""), stall,
+                      horizon=100.0 + 10 * get_timeout * calls)
     timeout = get_timeout if block else None
     prefix = _Lane(0, None, [], recorder, factory, random.Random(0))
     lanes: list[_Lane] = []
@@ -251,7 +263,7 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
     run = ControlledRun(target, program, maxsize, block,
                         [k for _, k, _ in sched.decisions], list(sched.decisions),
                         list(sched.trail), sched.steps, sched.now - CLOCK_START, get_timeout,
-                        history)
+                        history, budget=budget, diverged=getattr(chooser, "diverged", False))
     if sched.outcome is not None:
         run.kind, run.message = sched.outcome
     elif sched.crashes:
@@ -276,7 +288,7 @@ def _player(lane: _Lane, ops: tuple[str, ...], timeout: float | None) -> Callabl
 def _unwind_aborted(calls: list[CallRecord]) -> None:
     """A stopped run: calls cut short by the stop are pending, calls begun after it never
     happened (a thread unwinding may have tried its next operations)."""
-    cut = [c for c in calls if c.outcome == "Abort"]
+    cut = [c for c in calls if c.outcome == ABORTED]
     first = min((c.ret for c in cut if c.ret is not None), default=None)
     for c in cut:
         c.ret, c.outcome, c.error, c.kept = None, "pending", None, None
@@ -311,7 +323,7 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
     steps_seen = 50
     rng = random.Random(seed)
     while found.runs < runs and time.monotonic() - start < seconds:
-        chooser: Any
+        chooser: Chooser
         if strategy == "random":
             chooser = RandomWalk(rng.getrandbits(64))
         elif strategy == "pct":
@@ -391,17 +403,21 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
     until = time.monotonic() + seconds
     best: list[ControlledRun] = []
     failed_at: list[float] = []
+    stuck: list[ControlledRun] = []  # a run with no verdict: the pool cannot be driven
 
     @hypothesis_seed(seed)
     @config
     @given(programs(), st.lists(st.integers(0, LANES), max_size=50),
            st.integers(0, 2**32 - 1))
     def test(program: Program, choices: list[int], walk: int) -> None:
-        if not failed_at and time.monotonic() > until:
+        if stuck or (not failed_at and time.monotonic() > until):
             raise _Stop  # Hypothesis shrinks this "failure" in a few instant calls
         if failed_at and time.monotonic() > failed_at[0] + shrink_seconds:
             return
         run = run_controlled(target, program, maxsize, block, Drawn(choices, walk))
+        if run.no_verdict:
+            stuck.append(run)
+            raise _Stop
         if run.failed:
             if not failed_at:
                 failed_at.append(time.monotonic())
@@ -418,23 +434,29 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
         if not any(isinstance(e, (_Failed, _Stop, Flaky))
                    for e in getattr(exc, "exceptions", ())):
             raise
+    if stuck:
+        return stuck[0]
     return minimize(best[0]) if best else None
 
 
-def minimize(run: ControlledRun, attempts: int = 400) -> ControlledRun:
+def minimize(run: ControlledRun, attempts: int = 400, seconds: float = 20.0) -> ControlledRun:
     """The same failure with fewer preemptions: greedily set each choice to 0 (the current
     thread goes on), keeping every change after which the run still fails the same way."""
+    if run.no_verdict:
+        return run
     best = run
     changed = True
+    until = time.monotonic() + seconds
     while changed and attempts > 0:
         changed = False
         i = len(best.choices) - 1
-        while i >= 0 and attempts > 0:
+        while i >= 0 and attempts > 0 and time.monotonic() < until:
             if best.choices[i]:
                 candidate = [*best.choices[:i], 0, *best.choices[i + 1:]]
                 attempts -= 1
                 again = run_controlled(best.target, best.program, best.maxsize, best.block,
-                                       Replay(candidate), get_timeout=best.get_timeout)
+                                       Replay(candidate), best.budget,
+                                       get_timeout=best.get_timeout)
                 if again.kind == best.kind and _preemptions(again) <= _preemptions(best):
                     best, changed = again, True
                     i = min(i, len(best.choices))
@@ -466,11 +488,14 @@ class TokenError(ValueError):
 
 
 def make_token(target: Target, program: Program, maxsize: int, block: bool,
-               choices: Sequence[int], get_timeout: float = GET_TIMEOUT) -> str:
-    data = {"target": target.spec, "adapter": target.adapter, "maxsize": maxsize,
-            "block": block, "timeout": get_timeout, "prefix": list(program.prefix),
-            "branches": [list(b) for b in program.branches],
-            "choices": _trimmed(choices)}
+               choices: Sequence[int], get_timeout: float = GET_TIMEOUT,
+               budget: int = BUDGET) -> str:
+    data: dict[str, Any] = {
+        "target": target.spec, "adapter": target.adapter, "maxsize": maxsize,
+        "block": block, "timeout": get_timeout, "prefix": list(program.prefix),
+        "branches": [list(b) for b in program.branches], "choices": _trimmed(choices)}
+    if budget != BUDGET:
+        data["budget"] = budget
     packed = zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 9)
     return TOKEN_PREFIX + base64.urlsafe_b64encode(packed).decode().rstrip("=")
 
@@ -491,18 +516,21 @@ def read_token(token: str) -> dict[str, Any]:
         data = json.loads(zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
     except (binascii.Error, zlib.error, ValueError) as exc:
         raise TokenError(f"replay token is damaged ({exc})") from None
-    ops = set(OPS)
+    def ops(value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(op, str) and op in OPS
+                                               for op in value)
+
     ok = (isinstance(data, dict) and isinstance(data.get("target"), str)
           and isinstance(data.get("adapter"), str)
           and isinstance(data.get("maxsize"), int) and data["maxsize"] >= 1
           and isinstance(data.get("block"), bool)
           and isinstance(data.get("timeout", GET_TIMEOUT), (int, float))
           and data.get("timeout", GET_TIMEOUT) >= 0
-          and isinstance(data.get("prefix"), list) and set(data["prefix"]) <= ops
-          and isinstance(data.get("branches"), list)
-          and all(isinstance(b, list) and set(b) <= ops for b in data["branches"])
+          and ops(data.get("prefix"))
+          and isinstance(data.get("branches"), list) and all(map(ops, data["branches"]))
           and isinstance(data.get("choices"), list)
-          and all(isinstance(c, int) and c >= 0 for c in data["choices"]))
+          and all(isinstance(c, int) and c >= 0 for c in data["choices"])
+          and isinstance(data.get("budget", BUDGET), int) and data.get("budget", BUDGET) > 0)
     if not ok:
         raise TokenError("replay token is damaged (its fields do not describe a run)")
     return dict(data)
@@ -515,14 +543,17 @@ def replay(token: str, target: Target | None = None) -> ControlledRun:
         target = load(data["target"], data["adapter"])
     program = Program(tuple(data["prefix"]), tuple(tuple(b) for b in data["branches"]))
     return run_controlled(target, program, data["maxsize"], data["block"],
-                          Replay(data["choices"]),
+                          Replay(data["choices"]), data.get("budget", BUDGET),
                           get_timeout=float(data.get("timeout", GET_TIMEOUT)))
 
 
 # -- reports ---------------------------------------------------------------------------------
 
-_KINDS = {"deadlock": "deadlock-free", "livelock": "deadlock-free", "hung": "deadlock-free",
+_KINDS = {"deadlock": "deadlock-free", "livelock": "deadlock-free",
           "errors": "errors", "crash": "errors", "linearizable": "linearizable"}
+# the scheduler could not drive the pool: a real lock or socket blocked (hung), a thread the
+# pool started used a primitive (unmanaged), the program ran past every budget (undecided)
+NO_VERDICT = frozenset({"hung", "unmanaged", "undecided"})
 
 
 def invariant_of(run: ControlledRun) -> str | None:
@@ -532,7 +563,7 @@ def invariant_of(run: ControlledRun) -> str | None:
 def format_interleaving(run: ControlledRun, last: int = TRAIL_SHOWN) -> str:
     shown = run.trail[-last:]
     head = (f"interleaving (last {len(shown)} of {run.steps} switch points; "
-            f"{len([d for d in run.decisions if d[2] and d[1]])} preemption(s), "
+            f"{_preemptions(run)} preemption(s), "
             f"{run.virtual_seconds:g} virtual s):")
     lines = [head, "  step    thread  where                          operation   at"]
     for p in shown:
@@ -565,12 +596,18 @@ def run_replay(token: str) -> int:
     except (TokenError, LoadError) as exc:
         print(f"poolcheck: error: {exc}", file=sys.stderr)
         return EXIT_BAD_TOKEN
-    if run.failed:
+    if run.failed and not run.no_verdict:
         print(format_failure(run), end="")
         return EXIT_REPRODUCED
-    print(f"the schedule ran to the end without a failure ({run.steps} switch points): "
-          "the target has changed since the token was made, or the failure depended on "
-          "something outside the schedule")
+    if run.no_verdict:
+        print(f"the replay ended without a verdict ({run.kind}): {run.message}")
+    elif run.diverged:
+        print(f"the schedule does not fit this target any more ({run.steps} switch points, "
+              "a recorded choice had no such option): the target has changed since the "
+              "token was made")
+    else:
+        print(f"the schedule ran to the end without a failure ({run.steps} switch points): "
+              "the failure depended on something outside the schedule")
     return EXIT_NOT_REPRODUCED
 
 
@@ -626,7 +663,7 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
                 runs += found.runs
                 if found.failure is not None:
                     return CheckOutcome(minimize(found.failure), runs,
-                                        time.monotonic() - start)
+                                        time.monotonic() - start)  # (no verdict: as it is)
     for maxsize, block in configs:
         best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
                                  seconds=share, shrink_seconds=share)

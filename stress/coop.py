@@ -10,9 +10,15 @@ schedule, and replaying it replays the run exactly.
 The cooperative ``Lock``, ``RLock``, ``Condition``, ``Semaphore``, ``BoundedSemaphore``,
 ``Event``, ``Queue``, ``LifoQueue`` and ``PriorityQueue`` block by telling the scheduler
 what they wait for (a predicate, and a deadline on the virtual clock), never on a real
-lock. The clock advances only when the scheduler picks a timed-out wake-up, so a 30 s
-timeout takes microseconds. ``substituted(cls)`` puts them, and a virtual ``time``, into
-the modules of the target class for the length of a run; the checker keeps the real ones.
+lock. The clock jumps when the scheduler picks a timed-out wake-up, so a 30 s timeout takes
+microseconds, and creeps by ``CLOCK_READ`` at each read, so a pool that polls the clock
+sees time pass. ``substituted(cls)`` puts them, and a virtual ``time``, into the modules
+(and class attributes and default arguments) of the target class for the length of a run;
+the checker keeps the real ones.
+
+A run ends with a verdict (``deadlock``, ``livelock``) or without one (``hung``,
+``unmanaged``, ``undecided``): the last three say the scheduler could not drive the pool,
+never that the pool is wrong.
 """
 
 from __future__ import annotations
@@ -40,11 +46,17 @@ CLOCK_START = 1000.0  # virtual time.monotonic() when a run begins
 EPOCH = 1_700_000_000.0  # virtual time.time() is EPOCH + monotonic()
 STALL = 5.0  # real seconds without a switch point: a thread blocks outside our control
 TRAIL = 400  # switch points kept for the report
+CLOCK_READ = 1e-3  # virtual seconds each clock read by a managed thread lets pass
+HORIZON = 100.0  # virtual seconds after which a run that goes on is stuck (see Scheduler)
+STEP_CAP = 50  # x budget: switch points in all before a run that keeps time moving is given up
 
 
 class Abort(BaseException):
     """Raised in a managed thread to unwind it when the run is over (never caught by us
     inside the target's frames; a BaseException, so ``except Exception`` lets it pass)."""
+
+
+ABORTED = Abort.__name__  # the outcome recorded for a call cut short when a run is stopped
 
 
 class Option(NamedTuple):
@@ -57,7 +69,11 @@ class Option(NamedTuple):
 
 class Chooser(Protocol):
     def choose(self, options: Sequence[Option], current: int | None, step: int) -> int:
-        """The index of the option to take; ``options[0]`` is ``current`` when it can go on."""
+        """The index of the option to take.
+
+        ``options[0]`` is ``current`` whenever it is an option: it goes on, or, if it is
+        blocked with a deadline, it is woken by its timeout.
+        """
 
 
 class Point(NamedTuple):
@@ -83,7 +99,9 @@ class Managed:
 
 
 _local = threading.local()
-_ACTIVE: list[Scheduler] = []  # the scheduler of the run under way, if any
+# The scheduler of the run under way. One run at a time per process (the module swap is
+# process-wide); a list so that an unmanaged thread can find it without a lock.
+_ACTIVE: list[Scheduler] = []
 
 
 def _me() -> Managed | None:
@@ -101,18 +119,21 @@ class Scheduler:
 
     def __init__(self, chooser: Chooser, files: frozenset[str], budget: int,
                  op_of: Callable[[int], str] = lambda thread: "",
-                 stall: float = STALL) -> None:
+                 stall: float = STALL, horizon: float = HORIZON) -> None:
         self.chooser = chooser
         self.files = files
         self.budget = budget
         self.op_of = op_of
         self.stall = stall
+        self.horizon = horizon  # far more virtual time than the program's timeouts add up to
         self.now = CLOCK_START
         self.steps = 0
+        self.progress_at = 0  # the step at which virtual time last moved
         self.threads: list[Managed] = []
         self.decisions: list[tuple[int, int, bool]] = []  # (options, chosen, current could go on)
         self.trail: deque[Point] = deque(maxlen=TRAIL)
-        self.outcome: tuple[str, str] | None = None  # (deadlock|livelock|hung, report)
+        # (deadlock | livelock | hung | unmanaged | undecided, report)
+        self.outcome: tuple[str, str] | None = None
         self.crashes: list[tuple[int, BaseException]] = []
         self.aborting = False
         self._finished = threading.Event()
@@ -151,6 +172,8 @@ class Scheduler:
             for t in real:
                 t.join(1.0 if self.aborting else None)
         finally:
+            if not self._finished.is_set():  # interrupted (KeyboardInterrupt): unwind them
+                self._stop("hung", "the run was interrupted")
             _ACTIVE.remove(self)
 
     def _body(self, m: Managed, body: Callable[[], None], started: threading.Semaphore) -> None:
@@ -240,11 +263,37 @@ class Scheduler:
         if frame is None:
             frame = self._pool_frame()
         self.trail.append(Point(self.steps, m.index, where(frame), what, self.op_of(m.index)))
-        if self.steps > self.budget:
-            self._stop("livelock", f"more than {self.budget} switch points: the run does not "
-                       "finish (a livelock, or a program too long for the budget)\n"
-                       + self.positions())
+        stuck = self._stuck()
+        if stuck is not None:
+            self._stop(*stuck)
             raise Abort
+
+    def _stuck(self) -> tuple[str, str] | None:
+        """A run that cannot end: spinning while virtual time stands still, or time running
+        past any timeout the program has; past STEP_CAP x budget, no verdict at all."""
+        if self.steps - self.progress_at > self.budget:
+            return ("livelock", f"{self.budget} switch points without virtual time passing: "
+                    "a thread spins without waiting (a livelock)\n" + self.positions())
+        if self.now - CLOCK_START > self.horizon:
+            return ("livelock", f"{self.horizon:g} virtual seconds and the run goes on, far "
+                    "past the timeouts of its calls\n" + self.positions())
+        if self.steps > STEP_CAP * self.budget:
+            return ("undecided", f"more than {STEP_CAP * self.budget} switch points while "
+                    "virtual time passes: the program is too long for the budget")
+        return None
+
+    def advance(self, to: float) -> None:
+        """Move the virtual clock forward (never back)."""
+        if to > self.now:
+            self.now = to
+            self.progress_at = self.steps
+
+    def unmanaged(self, what: str) -> None:
+        """A thread the scheduler does not run (one the pool started?) used a primitive:
+        nothing it does is ordered with the managed threads, so the run has no verdict."""
+        self._stop("unmanaged", f"{threading.current_thread().name}, a thread the scheduler "
+                   f"does not manage (did the pool start it?), called {what}; threads the "
+                   "pool starts itself are not supported by the controlled check")
 
     def _pool_frame(self) -> types.FrameType | None:
         frame: types.FrameType | None = sys._getframe(2)
@@ -283,7 +332,7 @@ class Scheduler:
             self.decisions.append((len(options), k, can_go_on))
         chosen, option = options[k]
         if option.timed and option.deadline is not None:
-            self.now = max(self.now, option.deadline)
+            self.advance(option.deadline)
         return chosen
 
     def _stop(self, kind: str, message: str) -> None:
@@ -324,6 +373,8 @@ def _op(what: str) -> Managed | None:
     m = _me()
     if m is not None:
         m.sched.switch(m, what)
+    elif _ACTIVE and not _ACTIVE[-1].aborting:
+        _ACTIVE[-1].unmanaged(what)
     return m
 
 
@@ -404,6 +455,8 @@ class RLock:
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if not blocking and timeout != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
+        if timeout < 0 and timeout != -1:
+            raise ValueError("timeout value must be a non-negative number")
         m = _op("RLock.acquire")
         if self._count and self._owner is m:
             self._count += 1
@@ -450,11 +503,27 @@ class _Waiter:
 
 
 class Condition:
+    """threading.Condition, down to its corner: a waiter that timed out stays a waiter until
+    it has the lock again, and a notify() that reaches it then is spent on it."""
+
     def __init__(self, lock: Any = None) -> None:
         self._lock = lock if lock is not None else RLock()
         self.acquire = self._lock.acquire
         self.release = self._lock.release
         self._waiters: list[_Waiter] = []
+        # a real lock, made before the swap: it blocks for real, and the run ends as hung
+        self._foreign = not isinstance(self._lock, (Lock, RLock))
+
+    def _release_save(self) -> Any:
+        if self._foreign:
+            return self._lock.release()
+        return self._lock._release_save()
+
+    def _acquire_restore(self, saved: Any) -> None:
+        if self._foreign:
+            self._lock.acquire()
+        else:
+            self._lock._acquire_restore(saved)
 
     def __enter__(self) -> bool:
         return bool(self._lock.__enter__())
@@ -463,7 +532,13 @@ class Condition:
         self._lock.__exit__(*exc_info)
 
     def _is_owned(self) -> bool:
-        return bool(self._lock._is_owned())
+        owned = getattr(self._lock, "_is_owned", None)
+        if owned is not None:
+            return bool(owned())
+        if self._lock.acquire(False):  # threading.Condition's test for a plain lock
+            self._lock.release()
+            return False
+        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         m = _op("Condition.wait")
@@ -471,14 +546,15 @@ class Condition:
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _Waiter()
         self._waiters.append(waiter)
-        saved = self._lock._release_save()
+        saved = self._release_save()
+        notified = False
         try:
-            _wait(m, lambda: waiter.notified, timeout, "Condition.wait")
+            notified = _wait(m, lambda: waiter.notified, timeout, "Condition.wait")
         finally:
-            if not waiter.notified and waiter in self._waiters:
+            self._acquire_restore(saved)
+            if waiter in self._waiters:  # timed out, and no notify reached it meanwhile
                 self._waiters.remove(waiter)
-            self._lock._acquire_restore(saved)
-        return waiter.notified
+        return notified
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         endtime = None
@@ -500,6 +576,7 @@ class Condition:
         _op("Condition.notify")
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
+        n = max(0, n)
         woken, self._waiters = self._waiters[:n], self._waiters[n:]
         for waiter in woken:
             waiter.notified = True
@@ -555,8 +632,11 @@ class BoundedSemaphore(Semaphore):
 
 
 class Event:
+    """threading.Event; ``set()`` wakes every waiter even if ``clear()`` follows at once."""
+
     def __init__(self) -> None:
         self._flag = False
+        self._sets = 0  # how many times set() was called: a waiter wakes when it changes
 
     def is_set(self) -> bool:
         return self._flag
@@ -566,6 +646,7 @@ class Event:
     def set(self) -> None:
         _op("Event.set")
         self._flag = True
+        self._sets += 1
 
     def clear(self) -> None:
         _op("Event.clear")
@@ -573,7 +654,8 @@ class Event:
 
     def wait(self, timeout: float | None = None) -> bool:
         m = _op("Event.wait")
-        return _wait(m, lambda: self._flag, timeout, "Event.wait")
+        seen = self._sets
+        return _wait(m, lambda: self._flag or self._sets != seen, timeout, "Event.wait")
 
 
 class Queue:
@@ -698,20 +780,29 @@ class PriorityQueue(Queue):
 # -- virtual time ---------------------------------------------------------------------------
 
 
-def monotonic() -> float:
+def _read_clock() -> float:
+    """The virtual clock; a read by a managed thread lets CLOCK_READ pass, so that a pool
+    that spins on the clock until a deadline gets there, as it would in real time."""
+    m = _me()
+    if m is not None:
+        m.sched.advance(m.sched.now + CLOCK_READ)
     return _now()
+
+
+def monotonic() -> float:
+    return _read_clock()
 
 
 def perf_counter() -> float:
-    return _now()
+    return _read_clock()
 
 
 def time_() -> float:
-    return EPOCH + _now() - CLOCK_START if _ACTIVE else _real_time()
+    return EPOCH + _read_clock() - CLOCK_START if _ACTIVE else _real_time()
 
 
 def monotonic_ns() -> int:
-    return int(_now() * 1e9)
+    return int(_read_clock() * 1e9)
 
 
 def time_ns() -> int:
@@ -767,12 +858,30 @@ def _replacements() -> dict[int, tuple[object, object]]:
 
 @contextmanager
 def substituted(cls: type, files: frozenset[str]) -> Iterator[list[str]]:
-    """Cooperative primitives in the modules (and class attributes) of ``cls``'s MRO that
-    live in ``files``, for the length of the block; yields what was replaced."""
+    """Cooperative primitives in the modules of ``cls``'s MRO that live in ``files``, in
+    those classes' attributes, and in the default arguments of their functions, for the
+    length of the block; yields what was replaced."""
     swaps = _replacements()
     undo: list[tuple[Any, str, object]] = []
     done: list[str] = []
     seen: set[int] = set()
+
+    def stand_in(value: object) -> object | None:
+        swap = swaps.get(id(value))
+        return swap[1] if swap is not None and swap[0] is value else None
+
+    def swap_defaults(func: types.FunctionType, label: str) -> None:
+        for attr in ("__defaults__", "__kwdefaults__"):
+            old = getattr(func, attr)
+            if not old:
+                continue
+            items = list(old.items() if isinstance(old, dict) else enumerate(old))
+            new = {k: stand_in(v) or v for k, v in items}
+            if any(new[k] is not v for k, v in items):
+                undo.append((func, attr, old))
+                setattr(func, attr, new if isinstance(old, dict) else tuple(new.values()))
+                done.append(f"{label} defaults")
+
     try:
         for klass in cls.__mro__:
             module = sys.modules.get(klass.__module__)
@@ -784,11 +893,16 @@ def substituted(cls: type, files: frozenset[str]) -> Iterator[list[str]]:
                 targets.insert(0, (module, module.__name__))
             for owner, label in targets:
                 for name, value in list(vars(owner).items()):
-                    swap = swaps.get(id(value))
-                    if swap is None or swap[0] is not value:
+                    new = stand_in(value)
+                    if new is None:
+                        func = getattr(value, "__func__", value)  # staticmethod, classmethod
+                        if isinstance(func, types.FunctionType):
+                            swap_defaults(func, f"{label}.{name}")
                         continue
+                    if isinstance(owner, type) and isinstance(new, types.FunctionType):
+                        new = staticmethod(new)  # a builtin on a class takes no self; ours would
                     undo.append((owner, name, value))
-                    setattr(owner, name, swap[1])
+                    setattr(owner, name, new)
                     done.append(f"{label}.{name}")
         yield done
     finally:

@@ -40,8 +40,50 @@ Evidence = tuple[History, linearize.Result]
 Judge: TypeAlias = "Callable[[RoundResult], list[Finding]]"
 
 
+def who(thread: int) -> str:
+    """A caller's name in a finding: the engine's probes run as thread -1."""
+    return "the checker's probe" if thread < 0 else f"thread {thread}"
+
+
 def _ops(log: Log, *ops: str) -> list[CallRecord]:
     return [c for c in log.calls if c.op in ops]
+
+
+def closed_while_held(log: Log) -> list[tuple[CallRecord, float]]:
+    """Connections the pool closed while a caller held them: (the get that handed it out,
+    when it was closed). Held means from get_conn's return to the call that gave it back;
+    a connection is closed when it is returned, never before (CONTRACT section 2)."""
+    found = []
+    for g in _ops(log, "get"):
+        conn, got = g.conn, g.ret
+        if g.outcome != "ok" or conn is None or got is None or conn in log.closed_by_caller:
+            continue
+        closed_at = log.closed.get(conn)
+        if closed_at is None or closed_at <= got:
+            continue
+        back = min((c.call for c in _ops(log, "put", "discard")
+                    if c.conn == conn and c.thread == g.thread and c.call >= got), default=NEVER)
+        if closed_at < back:
+            found.append((g, closed_at))
+    return found
+
+
+def _closed_while_held_findings(log: Log, after_close: bool) -> list[Finding]:
+    """Before any close() the pool used a connection a caller holds (exclusive); after, its
+    close() closed a checked-out connection instead of waiting for its return (closed)."""
+    first_close = min((c.call for c in _ops(log, "close")), default=NEVER)
+    out = []
+    for g, at in closed_while_held(log):
+        if (at > first_close) != after_close:
+            continue
+        if after_close:
+            out.append(Finding("closed", f"the pool closed connection #{g.conn} while "
+                               f"{who(g.thread)} still held it (after close() was called): a "
+                               "checked-out connection is closed when it is returned"))
+        else:
+            out.append(Finding("exclusive", f"the pool closed connection #{g.conn} while "
+                               f"{who(g.thread)} still held it"))
+    return out
 
 
 def judge_errors(r: RoundResult) -> list[Finding]:
@@ -51,10 +93,10 @@ def judge_errors(r: RoundResult) -> list[Finding]:
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for c in _ops(r.log, "get"):
         if c.outcome == "ClosedPoolError" and c.ret is not None and c.ret < first_close:
-            found.append(Finding("errors", f"thread {c.thread}'s get_conn raised "
+            found.append(Finding("errors", f"{who(c.thread)}'s get_conn raised "
                                  "ClosedPoolError before any close() began"))
         if c.outcome == "EmptyPoolError" and not r.spec.block:
-            found.append(Finding("errors", f"thread {c.thread}'s get_conn raised "
+            found.append(Finding("errors", f"{who(c.thread)}'s get_conn raised "
                                  "EmptyPoolError in non-blocking mode"))
     return found[:1]
 
@@ -71,11 +113,12 @@ def judge_exclusive(r: RoundResult) -> list[Finding]:
             other = holder.get(conn)
             if other is not None:
                 found.append(Finding("exclusive", (
-                    f"thread {c.thread} got connection #{conn} while thread "
-                    f"{other.thread} still held it")))
+                    f"{who(c.thread)} got connection #{conn} while "
+                    f"{who(other.thread)} still held it")))
             holder[conn] = c
         elif c.op in ("put", "discard"):
             holder.pop(conn, None)
+    found += _closed_while_held_findings(r.log, after_close=False)
     return found[:1]
 
 
@@ -146,7 +189,7 @@ def judge_timeout(r: RoundResult) -> list[Finding]:
         if c.outcome == "EmptyPoolError" and c.ret is not None:
             fault = timing_fault(c.timeout, c.ret - c.call)
             if fault:
-                return [Finding("timeout", f"thread {c.thread}: {fault}")]
+                return [Finding("timeout", f"{who(c.thread)}: {fault}")]
     return []
 
 
@@ -196,7 +239,7 @@ def judge_wakeup(r: RoundResult) -> list[Finding]:
         if late is not None:
             result = "EmptyPoolError" if w.outcome == "EmptyPoolError" else (
                 f"connection #{w.conn} only then")
-            return [Finding("wakeup", f"thread {w.thread} waited {w.ret - w.call:.2f} s in "
+            return [Finding("wakeup", f"{who(w.thread)} waited {w.ret - w.call:.2f} s in "
                             f"get_conn and got {result}, although {late}")]
     return []
 
@@ -241,14 +284,14 @@ def judge_closed(r: RoundResult) -> list[Finding]:
         if c.call <= closed_at or c.ret is None:
             continue
         if c.op == "get" and c.outcome == "ok":
-            found.append(Finding("closed", f"thread {c.thread}'s get_conn, called after "
+            found.append(Finding("closed", f"{who(c.thread)}'s get_conn, called after "
                                  f"close() returned, gave connection #{c.conn}"))
         if c.op == "put" and c.kept:
-            found.append(Finding("closed", f"thread {c.thread} returned connection #{c.conn} "
+            found.append(Finding("closed", f"{who(c.thread)} returned connection #{c.conn} "
                                  "after close(), and the pool kept it open"))
     for c in _ops(r.log, "get"):
         if c.conn is not None and c.ret is not None and r.log.closed.get(c.conn, NEVER) < c.ret:
-            found.append(Finding("closed", f"thread {c.thread}'s get_conn handed out "
+            found.append(Finding("closed", f"{who(c.thread)}'s get_conn handed out "
                                  f"connection #{c.conn}, which had been closed"))
     closes = [c for c in _ops(r.log, "close") if c.ret is not None]
     for g in _ops(r.log, "get"):
@@ -256,11 +299,12 @@ def judge_closed(r: RoundResult) -> list[Finding]:
             continue
         ends = [c.ret for c in closes if g.call < c.call and c.ret is not None]
         if ends and min(ends) + GRACE < g.ret:
-            found.append(Finding("closed", f"thread {g.thread}'s get_conn was waiting when "
+            found.append(Finding("closed", f"{who(g.thread)}'s get_conn was waiting when "
                                  f"close() was called, and raised {g.outcome} only "
                                  f"{g.ret - min(ends):.2f} s after close() returned "
                                  "(ClosedPoolError was due at once): close() did not wake "
                                  "it"))
+    found += _closed_while_held_findings(r.log, after_close=True)
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for conn in r.left_open:
         puts = [c for c in _ops(r.log, "put") if c.conn == conn]

@@ -99,6 +99,11 @@ class RecordingConnection:
         self.user: int | None = None  # thread inside use(), if any
         self._recorder = recorder
 
+    def __hash__(self) -> int:
+        """By number, not address: a pool keeping connections in a set then orders them the
+        same way in every run, so a replayed schedule replays the same history."""
+        return hash(self.id)
+
     def close(self) -> None:
         self._close(by_caller=False)
 

@@ -235,6 +235,18 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
         # -- invariants -------------------------------------------------------------------
 
         @invariant()
+        def held_stay_open(self) -> None:
+            """The pool closes a checked-out connection when it comes back, never before."""
+            shut = [c.id for c in self.held if c.closed]
+            if shut and not self.derailed:
+                which = "closed" if self.state.closed else "exclusive"
+                self._guard(lambda: self._violated(
+                    which, "the pool closed connection(s) {} while the caller still held "
+                    "them{}".format(", ".join(f"#{i}" for i in shut),
+                                    " (close() must close them when they are returned)"
+                                    if self.state.closed else "")))
+
+        @invariant()
         def nothing_lost(self) -> None:
             if self.derailed:
                 return

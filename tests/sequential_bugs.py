@@ -47,8 +47,27 @@ class FailedConnectKeepsSlot(Pool):
         self._factory = leaky
 
 
+class CloseClosesCheckedOut(Pool):
+    """close() also closes the connections callers still hold (they are due on return)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[Any] = []
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        conn = super().get_conn(timeout)
+        self.handed.append(conn)
+        return conn
+
+    def close(self) -> None:
+        super().close()
+        for conn in self.handed:
+            conn.close()
+
+
 BUGS = {
     "CloseLeavesIdleOpen": "no-leak",
     "NonBlockKeepsEverything": "bound",
     "FailedConnectKeepsSlot": "capacity",
+    "CloseClosesCheckedOut": "closed",
 }

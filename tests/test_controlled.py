@@ -131,7 +131,7 @@ def test_thirty_second_timeout_takes_virtual_time_only() -> None:
                          RandomWalk(0), get_timeout=30.0)
     assert time.monotonic() - start < 1.0
     assert not run.failed, run.report()
-    assert run.virtual_seconds == pytest.approx(30.0)
+    assert run.virtual_seconds == pytest.approx(30.0, abs=0.1)  # + 1 ms per clock read
     assert run.history is not None
     assert [e.outcome for e in run.history.events] == ["ok", "EmptyPoolError"]
 

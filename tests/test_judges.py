@@ -175,3 +175,26 @@ def test_a_waiter_woken_by_close_or_begun_after_it_is_no_alarm() -> None:
     after = get(2, None, 0.2, 1.2, "EmptyPoolError", 1.0)  # began after close() was called
     r = round_of([get(0, 1, 0.0, 0.01), woken, close_call(0, 0.1, 0.11), after])
     assert judge_closed(r) == []
+
+
+def test_a_connection_closed_while_held_is_caught() -> None:
+    # close() (0.20-0.25) closes #1 at 0.22, while thread 0 holds it (0.1 to its put at 0.4)
+    calls = [get(0, 1, 0.0, 0.1), close_call(1, 0.2, 0.25), put(0, 1, 0.4, 0.5, kept=False)]
+    r = round_of(calls, created={1: 0.05}, closed={1: 0.22})
+    assert names(judge_closed(r)) == ["closed"]
+    assert "while thread 0 still held it" in judge_closed(r)[0].message
+    # with no close() at all, the pool used a connection a caller holds
+    r = round_of([get(0, 1, 0.0, 0.1), put(0, 1, 0.4, 0.5, kept=False)],
+                 created={1: 0.05}, closed={1: 0.22})
+    assert names(judge_exclusive(r)) == ["exclusive"]
+
+
+def test_closing_a_returned_or_caller_closed_connection_is_no_alarm() -> None:
+    # closed during the put (after its call stamp): the contract's "closed when returned"
+    calls = [get(0, 1, 0.0, 0.1), close_call(1, 0.2, 0.25), put(0, 1, 0.3, 0.5, kept=False)]
+    assert judge(round_of(calls, created={1: 0.05}, closed={1: 0.31})) == []
+    # the caller closed it itself, then gave the slot back
+    calls = [get(0, 1, 0.0, 0.1), CallRecord(0, "discard", 1, None, 0.3, 0.31, "ok")]
+    r = round_of(calls, created={1: 0.05}, closed={1: 0.2})
+    r.log.closed_by_caller.add(1)
+    assert judge(r) == []

@@ -262,11 +262,23 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
         for maxsize, block in (c for c in CONFIGS if c[1] in target.modes):
             if session.hang is not None:
                 break
+            avoided = session.avoid
             failure = _run_machine(target, maxsize, block, check.invariant, profile,
                                    derive_seed(seed, check.name, maxsize, block),
                                    session, watchdog)
+            if failure is None and session.avoid != avoided and session.hang is None:
+                # a get waited past its timeout midway: the rest of that run was skipped
+                failure = _run_machine(target, maxsize, block, check.invariant, profile,
+                                       derive_seed(seed, check.name, maxsize, block),
+                                       session, watchdog)
             if failure is not None:
                 return result("failed", failure)
+    slow = session.slow_get
+    if slow is not None and check.invariant in slow.invariants:
+        steps = "\n".join(f"  {s}" for s in slow.steps[-12:])
+        return result("failed", f"{slow.what} waited past its timeout (no return within the "
+                      f"watchdog period)\nsteps:\n{steps}\nstack of the waiting call:\n"
+                      f"{slow.stack}")
     if session.hang is not None:
         hang = session.hang
         if check.invariant in hang.invariants:
@@ -300,6 +312,7 @@ def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile:
         verbosity=Verbosity.normal,
         print_blob=False,
     )
+    avoided = session.avoid
     try:
         with with_reporter(lambda text: None):  # the report is ours to write
             run_machine(machine, settings=config)
@@ -309,7 +322,7 @@ def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile:
     except Flaky as exc:
         first = next(_violations(exc), None)
         if first is None:
-            if session.hang is not None:
+            if session.hang is not None or session.avoid != avoided:
                 return None  # the hang changed what the replays did; it is reported
             raise
         return f"{first.message}\n(seen once; it did not recur when re-run)"

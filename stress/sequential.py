@@ -31,6 +31,7 @@ from stress.watchdog import Hung, Watchdog
 
 CALL_LIMIT = 2.0  # seconds a call on fake connections may take before it counts as hung
 SHORT_TIMEOUT = 0.005
+GET_TIMEOUTS = (None, 0.0, SHORT_TIMEOUT)  # what get_conn is called with (None: the pool's)
 ANY = "*"  # focus on every invariant at once: the first violation fails the run
 
 
@@ -53,14 +54,27 @@ class HangReport:
 
 @dataclass
 class Session:
-    """What one `poolcheck check` run learns across checks."""
+    """What one `poolcheck check` run learns across checks.
+
+    A get_conn that waits past its own timeout is a timeout violation, not a reason to stop:
+    it is kept in ``slow_get``, and later machines no longer draw that timeout (``avoid``),
+    so the other checks still reach a verdict. Any other hang stops the session (``hang``).
+    """
 
     hang: HangReport | None = None
+    slow_get: HangReport | None = None
+    avoid: tuple[float | None, ...] = ()  # get_conn timeouts a slow get made us stop drawing
     handed_out: int = 0  # successful get_conn calls: a check with none tested nothing
 
 
 def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 session: Session, watchdog: Watchdog) -> type[RuleBasedStateMachine]:
+    # block=True: the pool's own timeout is short and finite, so get_conn(timeout=None)
+    # (which must use it) is checked for timing like any other get
+    pool_timeout = SHORT_TIMEOUT if block else None
+    avoided = session.avoid
+    timeouts = [t for t in GET_TIMEOUTS if t not in avoided]
+
     class PoolMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -68,16 +82,18 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             self.state = model.initial(maxsize, block)
             self.held: list[RecordingConnection] = []
             self.steps: list[str] = []
-            self.derailed = session.hang is not None
+            # a machine drawn before a slow get changed `avoid` would only hang again
+            self.derailed = session.hang is not None or session.avoid != avoided
             self.pool: Any = None
             if not self.derailed:
                 self._guard(self._construct)
 
         def _construct(self) -> None:
-            what = f"{target.cls.__name__}(maxsize={maxsize}, block={block})"
+            what = (f"{target.cls.__name__}(maxsize={maxsize}, block={block}"
+                    + (f", timeout={pool_timeout})" if pool_timeout is not None else ")"))
             try:
                 self.pool = self._call(
-                    lambda: target.make(maxsize, block, None, self.factory), what)
+                    lambda: target.make(maxsize, block, pool_timeout, self.factory), what)
             except _Derailed:
                 raise
             except Exception as exc:
@@ -86,15 +102,20 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
         # -- plumbing ---------------------------------------------------------------------
 
         def _call(self, fn: Any, what: str, limit: float = CALL_LIMIT,
-                  timed: bool = False) -> Any:
+                  timed: bool = False, get_timeout: Any = "not a get") -> Any:
             self.steps.append(what)
             try:
                 return watchdog.call(fn, limit, what)
             except Hung as hung:
-                if session.hang is None:
-                    # waiting, past its own timeout: explained by the timeout, not a deadlock
-                    broken = {"timeout"} if timed and hung.waiting else {"deadlock-free"}
-                    session.hang = HangReport(what, list(self.steps), hung.stack, broken)
+                # waiting, past its own timeout: explained by the timeout, not a deadlock
+                slow = timed and hung.waiting
+                report = HangReport(what, list(self.steps), hung.stack,
+                                    {"timeout"} if slow else {"deadlock-free"})
+                if slow and len(session.avoid) < len(GET_TIMEOUTS) - 1:  # keep one to draw
+                    session.slow_get = session.slow_get or report
+                    session.avoid = (*session.avoid, get_timeout)
+                elif session.hang is None:
+                    session.hang = report
                 self.derailed = True
                 raise _Derailed() from None
 
@@ -127,10 +148,14 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
 
         def _get(self, timeout: float | None) -> None:
             started = time.monotonic()
+            effective = pool_timeout if timeout is None else timeout
+            label = f"get_conn(timeout={timeout})" + (
+                f" [the pool's timeout: {pool_timeout} s]"
+                if timeout is None and pool_timeout is not None else "")
             try:
-                conn = self._call(lambda: self.pool.get_conn(timeout=timeout),
-                                  f"get_conn(timeout={timeout})",
-                                  CALL_LIMIT + (timeout or 0), timed=timeout is not None)
+                conn = self._call(lambda: self.pool.get_conn(timeout=timeout), label,
+                                  CALL_LIMIT + (effective or 0), timed=effective is not None,
+                                  get_timeout=timeout)
             except _Derailed:
                 raise
             except BaseException as exc:
@@ -141,7 +166,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                     self._violated("errors", f"get_conn raised {type(exc).__name__}: {exc}")
                     return
                 if kind == model.EMPTY:
-                    self._check_timing(timeout, elapsed)
+                    self._check_timing(effective, elapsed)
                 self._apply(model.Call("get", outcome=kind))
                 return
             if not self.factory.owns(conn):
@@ -161,10 +186,10 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             if fault:
                 self._violated("timeout", fault)
 
-        # block=True gets always carry a finite timeout: a pool that lost a slot then
-        # raises EmptyPoolError (a capacity violation the model names) instead of hanging.
-        @rule(timeout=st.sampled_from([0.0, SHORT_TIMEOUT] if block
-                                      else [None, 0.0, SHORT_TIMEOUT]))
+        # block=True gets always have a finite timeout (None: the pool's): a pool that lost
+        # a slot then raises EmptyPoolError (a capacity violation the model names) instead
+        # of hanging.
+        @rule(timeout=st.sampled_from(timeouts))
         def get(self, timeout: float | None) -> None:
             if not self.derailed:
                 self._guard(lambda: self._get(timeout))

@@ -74,6 +74,32 @@ def test_hang_is_reported_once_with_stack(monkeypatch: pytest.MonkeyPatch) -> No
     assert {r.status for name, r in results.items() if name != "deadlock-free"} == {"error"}
 
 
+class IgnoresItsOwnTimeout(Pool):
+    """get_conn(timeout=None) waits for ever instead of using the pool's timeout."""
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            return super().get_conn(timeout)
+        saved, self.timeout = self.timeout, None  # (one caller at a time: sequential only)
+        try:
+            return super().get_conn(None)
+        finally:
+            self.timeout = saved
+
+
+def test_a_get_past_its_timeout_fails_timeout_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other sequential checks still reach a verdict: they stop drawing that call."""
+    monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
+    sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
+    results = {r.invariant: r for r in run_checks(Target.of(IgnoresItsOwnTimeout), QUICK, 3,
+                                                  only=sequential_only)}
+    assert results["timeout"].status == "failed"
+    assert "get_conn(timeout=None) [the pool's timeout: 0.005 s] waited past its timeout" in (
+        results["timeout"].message)
+    assert {n: r.status for n, r in results.items() if r.status != "passed"} == {
+        "timeout": "failed"}
+
+
 def test_stress_names_a_deadlock_not_a_timeout() -> None:
     [result] = run_checks(Target.of(HangsOnSecondGet), QUICK, 3,
                           only=["stress/deadlock-free"])

@@ -50,11 +50,15 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
     ``on_history`` receives each round's contract history (``--record``)."""
     run = StressRun()
     stalls = 0
+    stormed = False
     deadline = time.monotonic() + seconds
     next_seed = seeds or (lambda i: round_seed(seed, i))
     with Watchdog() as watchdog:
         while time.monotonic() < deadline and not wanted <= set(run.failures):
             spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, block)
+            if spec.block and not spec.closer and "timeout" in wanted and not stormed:
+                # the first round whose probes run (block, no closer) also runs the storm
+                spec, stormed = replace(spec, storm=True), True
             result = run_round(target, spec, watchdog)
             run.rounds += 1
             run.calls += len(result.log.calls)
@@ -70,7 +74,7 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
                 if finding.invariant in wanted and finding.invariant not in run.failures:
                     run.found_at[finding.invariant] = round(
                         seconds - (deadline - time.monotonic()), 3)
-                    smaller = None if result.stall else _shrink(
+                    smaller = None if result.stall or spec.storm else _shrink(
                         target, spec, finding, watchdog, shrink_seconds)
                     run.failures[finding.invariant] = _report(target, result, finding, smaller)
                     if finding.evidence is not None:

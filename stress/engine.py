@@ -42,6 +42,9 @@ SHORT_WAITS = [0.0, 0.02]
 PROBE_TIMEOUT = 0.2
 WAKEUP_WAIT = 1.0  # the waiter of the wake-up probe: more than judges.GRACE, with room
 WAKEUP_SETTLE = 0.05
+STORM_WAIT = 0.2  # the storm probe's waiter: its timeout (more than WAKEUP_SETTLE) ...
+STORM = 2.0  # ... and how long its wake-ups keep finding nothing, if it waits that long
+STORM_PACE = 0.01  # between two wake-ups of the storm
 YIELD_PER_LINE = 0.1
 
 
@@ -55,6 +58,7 @@ class RoundSpec:
     maxsize: int
     block: bool
     closer: bool  # does one thread close the pool while the others still run?
+    storm: bool = False  # run the storm probe (one round per stress run: see stress_run)
 
     @classmethod
     def draw(cls, seed: int, threads: int, ops: int, maxsize: int | None = None,
@@ -407,7 +411,8 @@ def _probe_and_close(pool: Any, spec: RoundSpec, factory: RecordingFactory,
             result.probe_empty = (
                 f"with every connection returned, the pool handed out only {got} of "
                 f"maxsize={spec.maxsize} connections at once")
-        elif not _wakeup_probe(probe, recorder, factory, spec.seed, result):
+        elif not (_wakeup_probe(probe, recorder, factory, spec.seed, result) and (
+                not spec.storm or _storm_probe(probe, spec, recorder, factory, result, call))):
             return
         elif result.has_close:
             if not _close_probe(probe, spec, recorder, factory, result, call):
@@ -451,16 +456,55 @@ def _wakeup_probe(probe: _Worker, recorder: Recorder, factory: RecordingFactory,
 
 
 def _start_waiter(index: int, probe: _Worker, recorder: Recorder, factory: RecordingFactory,
-                  seed: int, name: str) -> threading.Thread:
-    """A thread that calls get_conn(timeout=WAKEUP_WAIT) on the probe's pool, given time
-    to block in it (too little time only weakens the probe, never fakes a failure)."""
-    waiter = _Worker(index, probe.pool, [("get", WAKEUP_WAIT)], recorder, factory,
+                  seed: int, name: str, timeout: float = WAKEUP_WAIT) -> threading.Thread:
+    """A thread that calls get_conn(timeout) on the probe's pool, given time to block in
+    it (too little time only weakens the probe, never fakes a failure)."""
+    waiter = _Worker(index, probe.pool, [("get", timeout)], recorder, factory,
                      random.Random(seed))
     thread = threading.Thread(target=waiter.run, args=(_OPEN_BARRIER, frozenset()),
                               daemon=True, name=name)
     thread.start()
     threading.Event().wait(WAKEUP_SETTLE)
     return thread
+
+
+def _storm_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
+                 factory: RecordingFactory, result: RoundResult, call: Any) -> bool:
+    """The pool is full again: does a waiter whose every wake-up finds nothing still time
+    out on time?
+
+    A waiter blocks in get_conn(timeout=STORM_WAIT). While it waits (STORM at most), the
+    probe returns a connection and takes it straight back, every STORM_PACE, so that each
+    return wakes the waiter to find nothing. A correct pool raises EmptyPoolError after
+    STORM_WAIT all the same, which ends the storm; one that starts the timeout again at
+    each wake-up waits until the storm is over, which judge_timeout sees. If the waiter
+    wins a connection, it gives it back: no test, no false alarm.
+    """
+    if not call(lambda: probe._get(PROBE_TIMEOUT), "get_conn (storm probe)"):
+        return False
+    thread = _start_waiter(-4, probe, recorder, factory, spec.seed, "poolcheck-storm-waiter",
+                           STORM_WAIT)
+    end = time.monotonic() + STORM
+    pace = threading.Event()
+    while (thread.is_alive() and len(probe.held) == spec.maxsize
+           and time.monotonic() < end):
+        if not call(lambda: _return_and_retake(probe), "put_conn, get_conn (storm probe)"):
+            return False
+        pace.wait(STORM_PACE)  # pacing, not synchronisation: the log stays small
+    thread.join(STORM_WAIT + STALL)
+    if thread.is_alive():
+        result.stall = Stall("timeout", f"a get_conn(timeout={STORM_WAIT}) whose wake-ups "
+                             f"found nothing did not return within {STORM + STALL:g} s")
+        return False
+    if len(probe.held) == spec.maxsize:  # as the close probe expects: one free
+        return bool(call(lambda: probe._return_all(1.0, one=True), "put_conn (storm probe)"))
+    return True
+
+
+def _return_and_retake(probe: _Worker) -> None:
+    """Back to back on one thread, so that the waiter this return wakes finds nothing."""
+    probe._return_all(1.0, one=True)
+    probe._get(0.0)
 
 
 def _close_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,

@@ -151,8 +151,9 @@ def _concept(result: CheckResult, message: str, strategy: str,
                     "passed.", "Compute the deadline once; after every wake-up wait only for "
                     "the time left, and give up only when it has passed.")
         return ("a wait that ignores its timeout", "get_conn waited far longer than its "
-                "timeout.", "Every wait inside get_conn must be bounded by the time left "
-                "until the deadline.")
+                "timeout.", "Compute the deadline once, before the loop; every wait inside "
+                "get_conn must be bounded by the time left until it, also after a wake-up "
+                "that found nothing.")
     if inv == "wakeup":
         return ("lost wakeup", "A caller kept waiting although a connection or a free slot "
                 "was available: whoever made it available did not wake a waiter.",

@@ -34,6 +34,7 @@ CONCEPTS = {
     "put_none_forgets_slot": "put_conn(None)", "semaphore_permit_not_conn": "no sequential order",
     "timed_out_waiter_gets_conn": "leaked connection", "timeout_ignored": "ignores its timeout",
     "timeout_too_early": "deadline arithmetic", "wrong_error": "the contract's errors",
+    "wakeup_restarts_timeout": "ignores its timeout",
 }
 # a race needs luck: give the stress rounds room, they stop as soon as the bug shows
 PATIENT = replace(PROFILES["quick"], stress_seconds=30)

@@ -1,0 +1,99 @@
+"""Buggy pool: every wake-up that finds nothing starts the whole timeout again.
+
+WHAT IS WRONG: get_conn waits for the time left, but when a wait ends by a notify and the
+connection has already gone to another caller, it computes a fresh deadline from the full
+timeout instead of keeping the first one.
+HOW IT SHOWS: block=True, pool full, get_conn(timeout=0.2) while other callers keep
+returning a connection and taking it straight back: each return wakes the waiter to find
+nothing, so it does not raise EmptyPoolError after 0.2 s, but only when the returns stop.
+Alone, with nobody returning anything, it times out on time, which is why a test that
+only waits for one slow caller misses it.
+HOW TO FIX IT: compute the deadline once, before the loop, and after every wake-up wait
+only for the time left until it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+EXPECTED_INVARIANT = "timeout"
+
+
+class ClosedPoolError(Exception):
+    """get_conn on a closed pool."""
+
+
+class EmptyPoolError(Exception):
+    """block=True and no connection became free within the timeout."""
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:  # written so that NaN is refused too
+        raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
+
+
+class Pool:
+    """A Condition, a LIFO list of idle connections and a count of live ones."""
+
+    def __init__(self, host: str, port: int | None = None, *, maxsize: int = 1,
+                 block: bool = False, timeout: float | None = None,
+                 connection_factory: Callable[[], Any] | None = None) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, not {maxsize!r}")
+        _check_timeout(timeout)
+        self.maxsize, self.block, self.timeout = maxsize, block, timeout
+        self._factory: Callable[[], Any] = connection_factory or (
+            lambda: http.client.HTTPConnection(host, port))
+        self._cond = threading.Condition()
+        self._idle: list[Any] = []
+        self._live = 0  # connections in existence, plus slots reserved by callers connecting
+        self._closed = False
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        _check_timeout(timeout)
+        timeout = self.timeout if timeout is None else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise ClosedPoolError("the pool is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if not self.block or self._live < self.maxsize:
+                    self._live += 1  # reserve a slot, then connect outside the lock
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise EmptyPoolError(f"no connection became free within {timeout} s")
+                if self._cond.wait(remaining) and timeout is not None:
+                    # BUG: woken, yet about to wait again: the full timeout starts over
+                    deadline = time.monotonic() + timeout
+        try:
+            return self._factory()
+        except BaseException:
+            self.put_conn(None)  # the connect failed: give the slot back
+            raise
+
+    def put_conn(self, conn: Any) -> None:
+        with self._cond:
+            keep = conn is not None and not self._closed and len(self._idle) < self.maxsize
+            if keep:
+                self._idle.append(conn)
+            else:
+                self._live -= 1  # its slot is free again
+            self._cond.notify()
+        if conn is not None and not keep:
+            conn.close()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._live -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close()

@@ -86,7 +86,9 @@ def _concept(result: CheckResult, message: str, strategy: str,
             return ("check-then-act", "Two callers both saw room for one more connection "
                     "and both acted on it: checking and claiming are separate steps, and "
                     "another thread ran in between.", "Make 'is there room?' and 'claim "
-                    "it' one step under the lock, before you connect or let go of it.")
+                    "it' one step under the lock, before you connect or let go of it; "
+                    "after a wait, check again (while, not if): a waiter woken for room "
+                    "may find it taken.")
         return ("the limit is not enforced", "Even with one caller at a time, some path "
                 "creates or keeps a connection beyond maxsize.", "List every place a "
                 "connection is created or kept; each must check the limit against an "

@@ -185,6 +185,8 @@ def timing_fault(timeout: float | None, took: float) -> str | None:
 
 
 def judge_timeout(r: RoundResult) -> list[Finding]:
+    if not r.spec.block:  # block=False never waits: any EmptyPoolError is for `errors`
+        return []
     for c in _ops(r.log, "get"):
         if c.outcome == "EmptyPoolError" and c.ret is not None:
             fault = timing_fault(c.timeout, c.ret - c.call)

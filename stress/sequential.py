@@ -148,6 +148,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
 
         def _get(self, timeout: float | None) -> None:
             started = time.monotonic()
+            raised_before = len(self.factory.raised)
             effective = pool_timeout if timeout is None else timeout
             label = f"get_conn(timeout={timeout})" + (
                 f" [the pool's timeout: {pool_timeout} s]"
@@ -165,14 +166,18 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 if kind is None:
                     self._violated("errors", f"get_conn raised {type(exc).__name__}: {exc}")
                     return
-                if kind == model.EMPTY:
+                if kind == model.EMPTY and block:  # block=False: the model rejects it
                     self._check_timing(effective, elapsed)
                 self._apply(model.Call("get", outcome=kind))
                 return
             if not self.factory.owns(conn):
                 self._note(repr(conn))
+                swallowed = self.factory.raised[raised_before:]
                 self._violated("errors", f"get_conn returned {conn!r}, which its "
-                                         "connection_factory did not make")
+                               "connection_factory did not make" + (
+                                   f" (the factory had raised {type(swallowed[0]).__name__} "
+                                   "in this call: what the factory raises must propagate)"
+                                   if swallowed else ""))
             self._note(f"#{conn.id}")
             session.handed_out += 1
             if conn.closed:

@@ -127,8 +127,9 @@ def _report(target: Target, result: RoundResult, finding: Finding,
              "last operations of each thread:"]
     lines += [f"  thread {t}: {'; '.join(ops) or '(none)'}"
               for t, ops in sorted(result.last_ops.items())]
-    lines.append(f"re-run this round: {stress_command(target, spec)}")
+    lines.append("re-run from this round (its programs first; a race may take a few "
+                 f"rounds to recur): {stress_command(target, spec)}")
     if smaller is not None:
-        lines.append(f"smallest failing round found: {smaller.describe()}: "
+        lines.append(f"smallest failing round found: {smaller.describe()}, re-run from it: "
                      f"{stress_command(target, smaller)}")
     return "\n".join(lines)

@@ -74,13 +74,19 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "Finish the step of the exercise this check belongs to.")
     if result.status == "error" and "scheduler" in message:
         return ("beyond the controlled scheduler", "The pool blocked on something the "
-                "scheduler does not control (a lock or queue from another module), so "
-                "this check cannot drive it; the other checks still judge it.",
+                "scheduler does not control (a lock or queue from another module, a "
+                "thread the pool started), so this check cannot drive it; the other checks "
+                "still judge it.",
                 "Nothing to fix for this check alone.")
     if result.status == "error":
         return ("not completed", "This check could not finish because the pool hangs.",
                 "Fix the hang first (the deadlock-free or timeout check says where).")
     sequential = strategy == "sequential"
+    if message and "the pool closed connection" in message.splitlines()[0]:
+        return ("closing a connection a caller holds", "The pool closed a connection that "
+                "a caller had checked out and was still using.", "close() closes only the "
+                "idle connections; one that is checked out is closed when it comes back, "
+                "in put_conn.")
     if inv == "bound":
         if race:
             return ("check-then-act", "Two callers both saw room for one more connection "

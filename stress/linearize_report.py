@@ -140,7 +140,10 @@ def _explanation(history: History, result: Result) -> str:
         return (f"The search used its whole budget of {result.budget:,} model steps without "
                 f"deciding (raise it with --budget).\n{placed}")
     event = history.events[result.failed]
-    why = (f"  {result.reason.invariant}: {result.reason.reason}" if result.reason is not None else
+    why = (f"  the model refuses it in that state ({result.reason.invariant}): "
+           f"{result.reason.reason}\n  (that state follows the order the search got "
+           "furthest with; the bug may lie earlier, in calls placed differently)"
+           if result.reason is not None else
            "  the model accepts it here, but no order of the calls after it works")
     return (f"No order of the calls that respects real time is accepted by the model.\n"
             f"{placed}\nThe first call that cannot be placed after it:\n"

@@ -79,7 +79,7 @@ def test_put_room_race_is_found(strategy: str) -> None:
     assert found.failure is not None, found
     assert found.failure.kind == "linearizable"
     report = found.failure.report()
-    assert "bound: the pool kept connection" in report
+    assert "(bound): the pool kept connection" in report
     assert "test_controlled.py:" in report  # the interleaving names the racing lines
     assert "poolcheck replay pc1." in report
 

@@ -611,7 +611,8 @@ def test_report_shows_prefix_failing_call_and_reason() -> None:
     report = format_report(h, check(h))
     assert "places 2 calls; after it the pool has idle {1}, checked out none, open" in report
     assert "line 4: thread 1 get -> EmptyPoolError" in report
-    assert "capacity: get_conn raised EmptyPoolError with 1 idle" in report
+    assert "refuses it in that state (capacity): get_conn raised EmptyPoolError with 1 idle" in (
+        report)
     assert "> FAILS get -> EmptyPoolError" in report  # the timeline
     for row in ("line 2      0.000000      1.000000  get -> 1               #1",
                 "line 3      2.000000      3.000000  put 1 kept             #2"):

@@ -1,6 +1,6 @@
-"""The catalogue graded as one batch: `poolcheck grade` on 20 submissions, timed.
+"""The catalogue graded as one batch: `poolcheck grade` on every example pool, timed.
 
-Copies the 18 buggy and 2 correct pools of `examples/` into one folder, grades it like an
+Copies the buggy and correct pools of `examples/` into one folder, grades it like an
 instructor would (`poolcheck grade DIR --profile quick`), and checks that every buggy pool
 fails a check of its expected invariant and every correct one passes.
 

@@ -49,7 +49,8 @@ def run_one(spec: str, expected: str | None, seed: int) -> dict[str, object]:
     failed = sorted({r.invariant for r in results if r.status == "failed"})
     not_passed = sorted(r.name for r in results if r.status != "passed")
     ok = expected in failed if expected else not not_passed
-    detected = {r.name.split("/")[0]: r.seconds for r in results
+    detected = {r.name.split("/")[0]: r.seconds if r.found_after is None else r.found_after
+                for r in results
                 if r.invariant == expected and r.status == "failed"}
     return {"target": spec, "expected": expected, "seed": seed, "ok": ok,
             "failed": failed, "not_passed": not_passed, "detected": detected,

@@ -65,13 +65,17 @@ class CheckResult:
     status: Status
     message: str
     reproduce: str
-    seconds: float = 0.0
+    seconds: float = 0.0  # this check's time; checks that share one run share its time
     evidence: Evidence | None = None  # the failing history, for --html
+    found_after: float | None = None  # a shared stress run: when this violation showed
 
     def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "invariant": self.invariant, "status": self.status,
-                "message": self.message, "reproduce": self.reproduce,
-                "seconds": self.seconds}
+        out: dict[str, object] = {
+            "name": self.name, "invariant": self.invariant, "status": self.status,
+            "message": self.message, "reproduce": self.reproduce, "seconds": self.seconds}
+        if self.found_after is not None:
+            out["found_after"] = self.found_after
+        return out
 
 
 @dataclass(frozen=True)
@@ -191,13 +195,13 @@ def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[
     results = []
     for check in checks:
         reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
-        detected = 0.0
+        found_after: float | None = None
         if check.needs_close and not target.has_close:
             status: Status = "failed"
             message = "not implemented: the pool has no close() method"
         elif check.invariant in run.failures:
             status, message = "failed", run.failures[check.invariant]
-            detected = run.found_at[check.invariant]
+            found_after = run.found_at[check.invariant]
         elif run.stalled and check.invariant != "deadlock-free":
             status, message = "error", "not completed: the pool hangs (see deadlock-free)"
         elif not run.handed_out and check.invariant != "errors":
@@ -206,8 +210,8 @@ def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[
             status, message = "passed", (f"no violation in {run.rounds} rounds "
                                          f"({run.calls} calls, 8 threads)")
         results.append(CheckResult(check.name, check.invariant, status, message, reproduce,
-                                   detected if status == "failed" else seconds,
-                                   run.evidence.get(check.invariant)))
+                                   seconds, run.evidence.get(check.invariant),
+                                   found_after))
     return results
 
 

@@ -178,8 +178,11 @@ def _check(args: argparse.Namespace) -> int:
     profile = PROFILES[args.profile]
     err = sys.stderr
     outcome = run_isolated(spec, args.adapter, profile, seed, chosen,
-                           progress=lambda r: print(f"  {r.name:<28} {r.status:<7} "
-                                                    f"{r.seconds:6.1f} s", file=err),
+                           progress=lambda r: print(
+                               f"  {r.name:<28} {r.status:<7} {r.seconds:6.1f} s"
+                               + ("" if r.found_after is None else
+                                  f" (found after {r.found_after:.1f} s of stress rounds)"),
+                               file=err),
                            record=args.record,
                            loaded=lambda name: print(f"poolcheck: checking {name} (profile "
                                                      f"{profile.name}, seed {seed})", file=err))

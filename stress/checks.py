@@ -266,29 +266,24 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
         for maxsize, block in (c for c in CONFIGS if c[1] in target.modes):
             if session.hang is not None:
                 break
-            avoided = session.avoid
-            failure = _run_machine(target, maxsize, block, check.invariant, profile,
-                                   derive_seed(seed, check.name, maxsize, block),
-                                   session, watchdog)
-            if failure is None and session.avoid != avoided and session.hang is None:
-                # a get waited past its timeout midway: the rest of that run was skipped
+            # once more if a get waited past its timeout midway (the rest of the run was
+            # skipped): the retry no longer draws that timeout
+            for _ in range(2):
+                avoided = session.avoid
                 failure = _run_machine(target, maxsize, block, check.invariant, profile,
                                        derive_seed(seed, check.name, maxsize, block),
                                        session, watchdog)
+                if failure is not None or session.avoid == avoided or session.hang is not None:
+                    break
             if failure is not None:
                 return result("failed", failure)
     slow = session.slow_get
     if slow is not None and check.invariant in slow.invariants:
-        steps = "\n".join(f"  {s}" for s in slow.steps[-12:])
-        return result("failed", f"{slow.what} waited past its timeout (no return within the "
-                      f"watchdog period)\nsteps:\n{steps}\nstack of the waiting call:\n"
-                      f"{slow.stack}")
+        return result("failed", slow.describe("waited past its timeout", "waiting"))
     if session.hang is not None:
         hang = session.hang
         if check.invariant in hang.invariants:
-            steps = "\n".join(f"  {s}" for s in hang.steps[-12:])
-            return result("failed", f"{hang.what} hung (no return within the watchdog "
-                          f"period)\nsteps:\n{steps}\nstack of the hung call:\n{hang.stack}")
+            return result("failed", hang.describe("hung", "hung"))
         return result("error", "not completed: the pool hangs (see "
                       f"{', '.join(sorted(hang.invariants))})")
     if session.handed_out == handed_out and check.invariant != "errors":

@@ -511,19 +511,12 @@ class Condition:
         self.acquire = self._lock.acquire
         self.release = self._lock.release
         self._waiters: list[_Waiter] = []
-        # a real lock, made before the swap: it blocks for real, and the run ends as hung
-        self._foreign = not isinstance(self._lock, (Lock, RLock))
-
-    def _release_save(self) -> Any:
-        if self._foreign:
-            return self._lock.release()
-        return self._lock._release_save()
-
-    def _acquire_restore(self, saved: Any) -> None:
-        if self._foreign:
-            self._lock.acquire()
-        else:
-            self._lock._acquire_restore(saved)
+        # as threading.Condition does: the lock's own methods where it has them (ours do),
+        # else the plain-lock fallbacks below (a real lock made before the swap: it blocks
+        # for real, and the run ends as hung)
+        for name in ("_is_owned", "_release_save", "_acquire_restore"):
+            if hasattr(self._lock, name):
+                setattr(self, name, getattr(self._lock, name))
 
     def __enter__(self) -> bool:
         return bool(self._lock.__enter__())
@@ -532,13 +525,16 @@ class Condition:
         self._lock.__exit__(*exc_info)
 
     def _is_owned(self) -> bool:
-        owned = getattr(self._lock, "_is_owned", None)
-        if owned is not None:
-            return bool(owned())
-        if self._lock.acquire(False):  # threading.Condition's test for a plain lock
+        if self._lock.acquire(False):
             self._lock.release()
             return False
         return True
+
+    def _release_save(self) -> Any:
+        self._lock.release()
+
+    def _acquire_restore(self, saved: Any) -> None:
+        self._lock.acquire()
 
     def wait(self, timeout: float | None = None) -> bool:
         m = _op("Condition.wait")

@@ -49,10 +49,13 @@ def _ops(log: Log, *ops: str) -> list[CallRecord]:
     return [c for c in log.calls if c.op in ops]
 
 
-def closed_while_held(log: Log) -> list[tuple[CallRecord, float]]:
-    """Connections the pool closed while a caller held them: (the get that handed it out,
-    when it was closed). Held means from get_conn's return to the call that gave it back;
-    a connection is closed when it is returned, never before (CONTRACT section 2)."""
+def _closed_while_held(log: Log) -> list[Finding]:
+    """Connections the pool closed while a caller held them, from get_conn's return to the
+    call that gave it back: a connection is closed when it is returned, never before
+    (CONTRACT section 2). After close() was called that breaks `closed`; before, the pool
+    used a connection a caller holds, which breaks `exclusive`."""
+    first_close = min((c.call for c in _ops(log, "close")), default=NEVER)
+    returns = _ops(log, "put", "discard")
     found = []
     for g in _ops(log, "get"):
         conn, got = g.conn, g.ret
@@ -61,29 +64,18 @@ def closed_while_held(log: Log) -> list[tuple[CallRecord, float]]:
         closed_at = log.closed.get(conn)
         if closed_at is None or closed_at <= got:
             continue
-        back = min((c.call for c in _ops(log, "put", "discard")
+        back = min((c.call for c in returns
                     if c.conn == conn and c.thread == g.thread and c.call >= got), default=NEVER)
-        if closed_at < back:
-            found.append((g, closed_at))
-    return found
-
-
-def _closed_while_held_findings(log: Log, after_close: bool) -> list[Finding]:
-    """Before any close() the pool used a connection a caller holds (exclusive); after, its
-    close() closed a checked-out connection instead of waiting for its return (closed)."""
-    first_close = min((c.call for c in _ops(log, "close")), default=NEVER)
-    out = []
-    for g, at in closed_while_held(log):
-        if (at > first_close) != after_close:
+        if closed_at >= back:
             continue
-        if after_close:
-            out.append(Finding("closed", f"the pool closed connection #{g.conn} while "
-                               f"{who(g.thread)} still held it (after close() was called): a "
-                               "checked-out connection is closed when it is returned"))
+        if closed_at > first_close:
+            found.append(Finding("closed", f"the pool closed connection #{conn} while "
+                                 f"{who(g.thread)} still held it (after close() was called): "
+                                 "a checked-out connection is closed when it is returned"))
         else:
-            out.append(Finding("exclusive", f"the pool closed connection #{g.conn} while "
-                               f"{who(g.thread)} still held it"))
-    return out
+            found.append(Finding("exclusive", f"the pool closed connection #{conn} while "
+                                 f"{who(g.thread)} still held it"))
+    return found
 
 
 def judge_errors(r: RoundResult) -> list[Finding]:
@@ -118,7 +110,7 @@ def judge_exclusive(r: RoundResult) -> list[Finding]:
             holder[conn] = c
         elif c.op in ("put", "discard"):
             holder.pop(conn, None)
-    found += _closed_while_held_findings(r.log, after_close=False)
+    found += [f for f in _closed_while_held(r.log) if f.invariant == "exclusive"]
     return found[:1]
 
 
@@ -306,7 +298,7 @@ def judge_closed(r: RoundResult) -> list[Finding]:
                                  f"{g.ret - min(ends):.2f} s after close() returned "
                                  "(ClosedPoolError was due at once): close() did not wake "
                                  "it"))
-    found += _closed_while_held_findings(r.log, after_close=True)
+    found += [f for f in _closed_while_held(r.log) if f.invariant == "closed"]
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for conn in r.left_open:
         puts = [c for c in _ops(r.log, "put") if c.conn == conn]

@@ -303,18 +303,18 @@ def search(target: Target, maxsize: int, block: bool, seed: int, examples: int,
 def smaller(program: Program) -> list[Program]:
     """One step simpler: an operation removed, or a branch's first operation moved to the
     end of the prefix (where it runs alone)."""
+    def branches_with(b: int, rest: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+        """Branch ``b`` replaced by ``rest``; dropped if ``rest`` is empty."""
+        return program.branches[:b] + ((rest,) if rest else ()) + program.branches[b + 1:]
+
     found = []
     for b, ops in enumerate(program.branches):
         for j in range(len(ops)):
-            rest = ops[:j] + ops[j + 1:]
-            branches = program.branches[:b] + ((rest,) if rest else ()) + program.branches[b + 1:]
-            found.append(Program(program.prefix, branches))
+            found.append(Program(program.prefix, branches_with(b, ops[:j] + ops[j + 1:])))
     for j in range(len(program.prefix)):
         found.append(Program(program.prefix[:j] + program.prefix[j + 1:], program.branches))
     for b, ops in enumerate(program.branches):
-        rest = ops[1:]
-        branches = program.branches[:b] + ((rest,) if rest else ()) + program.branches[b + 1:]
-        found.append(Program(program.prefix + ops[:1], branches))
+        found.append(Program(program.prefix + ops[:1], branches_with(b, ops[1:])))
     return found
 
 

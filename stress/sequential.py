@@ -51,6 +51,12 @@ class HangReport:
     stack: str
     invariants: set[str]  # what the hang breaks: timeout if it waited past it, else deadlock-free
 
+    def describe(self, happened: str, call: str) -> str:
+        """``what`` ``happened``, the last steps and the stack of the ``call``."""
+        steps = "\n".join(f"  {s}" for s in self.steps[-12:])
+        return (f"{self.what} {happened} (no return within the watchdog period)\n"
+                f"steps:\n{steps}\nstack of the {call} call:\n{self.stack}")
+
 
 @dataclass
 class Session:
@@ -102,7 +108,9 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
         # -- plumbing ---------------------------------------------------------------------
 
         def _call(self, fn: Any, what: str, limit: float = CALL_LIMIT,
-                  timed: bool = False, get_timeout: Any = "not a get") -> Any:
+                  timed: bool = False, get_timeout: float | None = None) -> Any:
+            """``fn`` under the watchdog; ``timed``: a get_conn called with ``get_timeout``
+            that should give up in time (only then is ``get_timeout`` read)."""
             self.steps.append(what)
             try:
                 return watchdog.call(fn, limit, what)

@@ -125,35 +125,22 @@ class PollingPool(Pool):
                     break
             if deadline is not None and time.monotonic() >= deadline:
                 raise EmptyPoolError("timed out")
-            time.sleep(0.001)
+            self.pause()
         try:
             return self._factory()
         except BaseException:
             self._release_slot()
             raise
 
+    def pause(self) -> None:
+        time.sleep(0.001)
 
-class SpinningOnTheClock(Pool):
+
+class SpinningOnTheClock(PollingPool):
     """Correct: spins on the clock until its deadline, without sleeping."""
 
-    def get_conn(self, timeout: float | None = None) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._cond:
-                if self._closed:
-                    raise ClosedPoolError("closed")
-                if self._idle:
-                    return self._idle.popitem()[1]
-                if self._live < self.maxsize or not self.block:
-                    self._live += 1
-                    break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise EmptyPoolError("timed out")
-        try:
-            return self._factory()
-        except BaseException:
-            self._release_slot()
-            raise
+    def pause(self) -> None:
+        pass
 
 
 class ClockAsAttribute(Pool):

@@ -20,10 +20,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pool import Pool
-from stress import controlled
-from stress.concurrent import stress_run
-from stress.loading import Target
+from poolcheck.load.targets import Target
+from poolcheck.pool import Pool
+from poolcheck.run import controlled
+from poolcheck.run.rounds import stress_run
 
 
 class RoomOutsideLock(Pool):

@@ -43,7 +43,7 @@ def main() -> int:
                     shutil.copy(path, folder / path.name)
                     expected[path.stem] = expected_invariant(path)
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "stress.cli", "grade", str(folder), "--seed",
+        subprocess.run([sys.executable, "-I", "-m", "poolcheck", "grade", str(folder), "--seed",
                         str(args.seed), "--jobs", str(args.jobs), "--out", str(out)],
                        cwd=ROOT, check=False)
         seconds = time.monotonic() - started
@@ -65,7 +65,7 @@ def main() -> int:
 
 def _all_checks() -> list[object]:
     sys.path.insert(0, str(ROOT))
-    from stress.checks import all_checks
+    from poolcheck.run.checks import all_checks
     return all_checks()  # type: ignore[return-value]
 
 

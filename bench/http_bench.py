@@ -62,9 +62,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 import urllib3  # noqa: E402
+from poolcheck.pool import Pool  # noqa: E402
 
-from pool import Pool  # noqa: E402
-from stress.server import LocalServer  # noqa: E402
+from tests.server import LocalServer  # noqa: E402
 
 HOST = "127.0.0.1"
 NEW_CONN, URLLIB3, POOL, RAW = "new-conn", "urllib3", "pool", "raw"

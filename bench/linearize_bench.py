@@ -12,8 +12,8 @@ import random
 import time
 from dataclasses import replace
 
-from stress.history import Event, History, Pool
-from stress.linearize import check
+from poolcheck.judge.linearize import check
+from poolcheck.observe.history import Event, History, Pool
 
 THREADS = 8
 SIZES = (1_000, 10_000, 100_000)

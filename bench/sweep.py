@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def targets() -> list[tuple[str, str | None]]:
     """(target, expected invariant or None for a correct pool)."""
     sys.path.insert(0, str(ROOT))
-    from stress.loading import load
+    from poolcheck.load.targets import load
 
-    found: list[tuple[str, str | None]] = [("pool:Pool", None)]
+    found: list[tuple[str, str | None]] = [("poolcheck.pool:Pool", None)]
     for folder in ("buggy", "correct"):
         for path in sorted((ROOT / "examples" / folder).glob("*.py")):
             if path.stem == "__init__":
@@ -41,8 +41,9 @@ def targets() -> list[tuple[str, str | None]]:
 
 def run_one(spec: str, expected: str | None, seed: int) -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
-    from stress.checks import PROFILES, run_checks
-    from stress.loading import load
+    from poolcheck.load.targets import load
+    from poolcheck.run.checks import run_checks
+    from poolcheck.settings import PROFILES
 
     started = time.monotonic()
     results = run_checks(load(spec), PROFILES["quick"], seed)

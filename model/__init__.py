@@ -5,7 +5,8 @@ state when the call's outcome is allowed, or a ``Rejected`` that names the invar
 outcome breaks. No threads, no clocks: every concurrent check reduces to this.
 """
 
-from model.spec import (
+from poolcheck.model.invariants import Invariant
+from poolcheck.model.spec import (
     CLOSED,
     EMPTY,
     OK,
@@ -23,6 +24,7 @@ __all__ = [
     "EMPTY",
     "OK",
     "Call",
+    "Invariant",
     "Rejected",
     "State",
     "allowed_get_outcomes",

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from poolcheck.model.invariants import Invariant
+
 OK = "ok"
 EMPTY = "EmptyPoolError"
 CLOSED = "ClosedPoolError"
@@ -56,7 +58,7 @@ class Call:
 class Rejected:
     """An outcome the contract forbids, with the invariant it breaks and why."""
 
-    invariant: str
+    invariant: Invariant
     reason: str
 
     def __bool__(self) -> bool:  # a rejection is falsy, so `if step(...)` reads naturally
@@ -87,15 +89,15 @@ def step(state: State, call: Call) -> State | Rejected:
         return replace(state, closed=True, idle=frozenset())
     conn = call.conn
     if conn is None or conn not in state.out:
-        return Rejected("exclusive", f"connection {conn} was returned but is not checked out")
+        return Rejected(Invariant.EXCLUSIVE,
+                        f"connection {conn} was returned but is not checked out")
     out = state.out - {conn}
     if call.op == "discard" or not call.kept:
         return replace(state, out=out)
     if state.closed:
-        return Rejected("closed", f"the closed pool kept returned connection {conn} open")
+        return Rejected(Invariant.CLOSED, f"the closed pool kept returned connection {conn} open")
     if len(state.idle) >= state.maxsize:
-        return Rejected(
-            "bound",
+        return Rejected(Invariant.BOUND,
             f"the pool kept connection {conn} although {len(state.idle)} idle "
             f"connection(s) filled it (maxsize {state.maxsize})",
         )
@@ -118,23 +120,21 @@ def _get(state: State, call: Call) -> State | Rejected:
     if call.outcome == CLOSED:
         if state.closed:
             return state
-        return Rejected("errors", "get_conn raised ClosedPoolError but the pool is open")
+        return Rejected(Invariant.ERRORS, "get_conn raised ClosedPoolError but the pool is open")
     if state.closed:
-        return Rejected("closed", f"get_conn on a closed pool gave {_describe(call)}")
+        return Rejected(Invariant.CLOSED, f"get_conn on a closed pool gave {_describe(call)}")
     if call.outcome == EMPTY:
         if not state.block:
-            return Rejected("errors", "get_conn raised EmptyPoolError in non-blocking mode")
+            return Rejected(Invariant.ERRORS, "get_conn raised EmptyPoolError in non-blocking mode")
         if state.idle or state.live < state.maxsize:
-            return Rejected(
-                "capacity",
+            return Rejected(Invariant.CAPACITY,
                 f"get_conn raised EmptyPoolError with {len(state.idle)} idle and "
                 f"{state.live} of {state.maxsize} connections in existence",
             )
         return state
     if call.outcome != OK:  # the factory raised: allowed only where creating was
         if not state.may_create:
-            return Rejected(
-                "bound",
+            return Rejected(Invariant.BOUND,
                 f"the pool called its factory with {state.live} of {state.maxsize} "
                 "connections already in existence",
             )
@@ -144,12 +144,12 @@ def _get(state: State, call: Call) -> State | Rejected:
     if conn in state.idle:
         return replace(state, idle=state.idle - {conn}, out=state.out | {conn})
     if conn in state.out:
-        return Rejected("exclusive", f"connection {conn} was handed out while already checked out")
+        return Rejected(Invariant.EXCLUSIVE,
+                        f"connection {conn} was handed out while already checked out")
     if conn in state.seen:
-        return Rejected("closed", f"connection {conn} was handed out after it was closed")
+        return Rejected(Invariant.CLOSED, f"connection {conn} was handed out after it was closed")
     if not state.may_create:
-        return Rejected(
-            "bound",
+        return Rejected(Invariant.BOUND,
             f"the pool created connection {conn} with {state.live} of {state.maxsize} "
             "connections already in existence",
         )

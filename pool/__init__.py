@@ -1,6 +1,6 @@
 """A small, thread-safe HTTP connection pool on ``http.client``."""
 
-from pool.pool import (
+from poolcheck.pool.pool import (
     ClosedPoolError,
     EmptyPoolError,
     HostMismatchError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pool import Pool
+from poolcheck.pool import Pool
 
 
 class CloseLeavesIdleOpen(Pool):

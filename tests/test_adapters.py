@@ -6,16 +6,18 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import queue
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from stress import adapters
-from stress.checks import PROFILES, run_checks
-from stress.cli import main
-from stress.loading import LoadError, Target, load
-from stress.recording import ConnectFailed, RecordingFactory, contract_error
+from poolcheck.app.cli import main
+from poolcheck.errors import LoadError
+from poolcheck.load import adapters
+from poolcheck.load.targets import Target, load
+from poolcheck.observe.recording import ConnectFailed, RecordingFactory, contract_error
+from poolcheck.run.checks import run_checks
+from poolcheck.settings import PROFILES
 
 TINY = dataclasses.replace(PROFILES["quick"], name="tiny", examples=10, steps=12)
 SEQUENTIAL = ["sequential/errors", "sequential/bound", "sequential/no-leak",
@@ -112,7 +114,7 @@ def test_auto_detects_urllib3_style() -> None:
     assert (target.adapter, target.has_close, target.modes) == ("urllib3", True,
                                                                 adapters.BOTH)
     assert Target.of(LearnerPool).adapter == "urllib3"
-    assert load("pool:Pool").adapter == "native"
+    assert load("poolcheck.pool:Pool").adapter == "native"
 
 
 def test_urllib3_style_pool_passes() -> None:
@@ -230,16 +232,19 @@ def test_real_sqlalchemy_pool() -> None:
 def test_missing_library_is_one_line_and_exit_2(adapter: str, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
-    # the target loads in a child process, which gets our sys.path: a package of that
-    # name first on it makes `import redis` fail there as if it were not installed
-    fake = tmp_path / adapter
-    fake.mkdir()
-    (fake / "__init__.py").write_text(
+    # the target loads in a child process started with -I, so nothing here can hide the
+    # library from it: a target whose import fails as if the library were missing can
+    target = tmp_path / "needs_it.py"
+    target.write_text(
         f"raise ModuleNotFoundError('No module named {adapter}', name={adapter!r})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert main(["check", "--adapter", adapter]) == 2
+    assert main(["check", f"{target}:Pool", "--adapter", adapter]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"pip install {adapter}" in err[0], err
+    # and in this process, the adapter's default target without the library installed
+    for name in [n for n in sys.modules if n.split(".")[0] == adapter] + [adapter]:
+        monkeypatch.setitem(sys.modules, name, None)  # None: the import fails
+    with pytest.raises(LoadError, match=f"pip install {adapter}"):
+        load(None, adapter)
 
 
 def test_class_with_neither_interface() -> None:
@@ -252,5 +257,5 @@ def test_class_with_neither_interface() -> None:
 def test_wrong_constructor_for_the_adapter(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "tests.test_adapters:LearnerPool", "--adapter", "native"]) == 2
     assert "has no get_conn" in capsys.readouterr().err
-    assert main(["check", "pool:Pool", "--adapter", "urllib3"]) == 2
+    assert main(["check", "poolcheck.pool:Pool", "--adapter", "urllib3"]) == 2
     assert "has no _get_conn" in capsys.readouterr().err

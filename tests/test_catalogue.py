@@ -11,14 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from stress.checks import PROFILES, run_checks
-from stress.explain import explain
-from stress.loading import load
+from poolcheck.load.targets import load
+from poolcheck.report.explain import explain
+from poolcheck.run.checks import run_checks
+from poolcheck.settings import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
 BUGGY = sorted(p for p in (ROOT / "examples" / "buggy").glob("*.py") if p.stem != "__init__")
-CORRECT = ["pool:Pool"] + [
+CORRECT = ["poolcheck.pool:Pool"] + [
     f"{p}:Pool" for p in sorted((ROOT / "examples" / "correct").glob("*.py"))
     if p.stem != "__init__"]
 # what a learner should be told each pool gets wrong: the explanation of at least one of

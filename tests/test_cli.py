@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from stress.cli import main
+from poolcheck.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--check", "sequential/no-leak", "--check", "sequential/bound"]
@@ -19,7 +18,7 @@ def test_bundled_pool_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = tmp_path / "r.json"
     assert main(["check", "--seed", "5", "--json", str(out), *FAST]) == 0
     doc = json.loads(out.read_text())
-    assert doc["target"] == "pool:Pool" and doc["verdict"] == "pass" and doc["seed"] == 5
+    assert doc["target"] == "poolcheck.pool:Pool" and doc["verdict"] == "pass" and doc["seed"] == 5
     assert [c["name"] for c in doc["checks"]] == ["sequential/bound", "sequential/no-leak"]
     for check in doc["checks"]:
         assert set(check) >= {"name", "invariant", "status", "message", "reproduce"}
@@ -73,8 +72,8 @@ def test_unloadable_target_is_one_line_and_exit_2(
 @pytest.mark.parametrize("args, expected", [
     (["check", "no/such/file.py:Pool"], "no such file"),
     (["check", "no_such_module_xyz:Pool"], "cannot import"),
-    (["check", "pool:Nope"], "has no 'Nope'"),
-    (["check", "pool:PoolError"], "has no get_conn"),
+    (["check", "poolcheck.pool:Nope"], "has no 'Nope'"),
+    (["check", "poolcheck.pool:PoolError"], "has no get_conn"),
 ])
 def test_unknown_targets(args: list[str], expected: str,
                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +93,7 @@ def test_bad_arguments_exit_2(args: list[str]) -> None:
 
 def test_console_entry_point_runs_as_a_process() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "stress.cli", "check", "pool:Pool", "--seed", "1",
+        [sys.executable, "-I", "-m", "poolcheck", "check", "poolcheck.pool:Pool", "--seed", "1",
          "--check", "sequential/exclusive"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "seed 1" in proc.stderr and "1 of 1 checks passed" in proc.stdout
@@ -102,8 +101,8 @@ def test_console_entry_point_runs_as_a_process() -> None:
 
 def test_record_and_html_keep_the_failing_parallel_history(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stress import linearize
-    from stress.history import load_history
+    from poolcheck.judge import linearize
+    from poolcheck.observe.history import load_history
 
     folder, page = tmp_path / "histories", tmp_path / "fail.html"
     target = f"{ROOT}/examples/buggy/count_outside_lock.py:Pool"

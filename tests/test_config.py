@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from stress.checks import all_checks, default_checks
-from stress.cli import main
-from stress.config import ConfigError, Grading, load_config, parse_config
+from poolcheck.app.cli import main
+from poolcheck.app.config import Grading, load_config, parse_config
+from poolcheck.errors import ConfigError
+from poolcheck.run.checks import all_checks, default_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = sorted((ROOT / "examples" / "grading").glob("level*.toml"))

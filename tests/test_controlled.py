@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pool import EmptyPoolError, Pool
-from stress import controlled, coop
-from stress.controlled import (
+from poolcheck.load.targets import Target, load
+from poolcheck.pool import EmptyPoolError, Pool
+from poolcheck.run import controlled, coop
+from poolcheck.run.controlled import (
     PCT,
     RandomWalk,
     Replay,
@@ -23,8 +23,7 @@ from stress.controlled import (
     run_controlled,
     run_replay,
 )
-from stress.loading import Target, load
-from stress.parallel import Program
+from poolcheck.run.parallel import Program
 
 ROOT = Path(__file__).resolve().parents[1]
 PUT_RACE = Program(("get", "get"), (("put",), ("put",)))
@@ -185,14 +184,14 @@ def test_check_target_finds_a_catalogue_bug_and_passes_the_bundled_pool() -> Non
 
 
 def test_primitives_are_restored() -> None:
-    from pool import pool as module
+    from poolcheck.pool import pool as module
     names = vars(module)
     before = (names["threading"], names["time"])
     run_controlled(Target.of(Pool), PUT_RACE, 1, False, RandomWalk(0))
     assert (names["threading"], names["time"]) == before
     with coop.substituted(Pool, frozenset({module.__file__ or ""})) as swapped:
         assert names["threading"] is coop.THREADING and names["time"] is coop.TIME
-    assert set(swapped) >= {"pool.pool.threading", "pool.pool.time"}
+    assert set(swapped) >= {"poolcheck.pool.pool.threading", "poolcheck.pool.pool.time"}
     assert (names["threading"], names["time"]) == before
 
 
@@ -227,7 +226,7 @@ def test_replay_of_a_deadlock_from_a_file_target(capsys: pytest.CaptureFixture[s
 
 
 def test_replay_of_a_passing_schedule_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    token = make_token(load("pool:Pool"), PUT_RACE, 1, False, [])
+    token = make_token(load("poolcheck.pool:Pool"), PUT_RACE, 1, False, [])
     assert run_replay(token) == controlled.EXIT_NOT_REPRODUCED
 
 
@@ -256,7 +255,7 @@ PROGRAMS = [
 ]
 
 
-@pytest.mark.parametrize("spec", ["pool:Pool", "examples/correct/condition_fifo.py:Pool",
+@pytest.mark.parametrize("spec", ["poolcheck.pool:Pool", "examples/correct/condition_fifo.py:Pool",
                                   "examples/correct/queue_placeholders.py:Pool"])
 def test_correct_pools_pass(spec: str) -> None:
     target = load(spec if spec.startswith("pool") else str(ROOT / spec))
@@ -293,7 +292,7 @@ def test_hypothesis_finds_and_shrinks_the_put_race() -> None:
 
 def test_the_controlled_check_runs_only_when_asked_and_reports_a_replay_command(
         tmp_path: Path) -> None:
-    from stress.cli import main
+    from poolcheck.app.cli import main
     target = f"{ROOT}/examples/buggy/count_outside_lock.py:Pool"
     out = tmp_path / "r.json"
     assert main(["check", target, "--seed", "1", "--check", "controlled/linearizable",

@@ -9,20 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-
-from pool import ClosedPoolError, EmptyPoolError, Pool
-from stress import coop
-from stress.controlled import (
-    PCT,
-    RandomWalk,
-    TokenError,
-    make_token,
-    read_token,
-    run_controlled,
-)
-from stress.coop import Option, Scheduler
-from stress.loading import Target
-from stress.parallel import Program
+from poolcheck.errors import TokenError
+from poolcheck.load.targets import Target
+from poolcheck.pool import ClosedPoolError, EmptyPoolError, Pool
+from poolcheck.run import coop
+from poolcheck.run.controlled import PCT, RandomWalk, make_token, read_token, run_controlled
+from poolcheck.run.coop import Option, Scheduler
+from poolcheck.run.parallel import Program
 
 
 class Priority:
@@ -213,7 +206,7 @@ def test_token_with_nested_lists_is_damaged_not_a_crash() -> None:
     import json
     import zlib
 
-    data = {"target": "pool:Pool", "adapter": "auto", "maxsize": 1, "block": True,
+    data = {"target": "poolcheck.pool:Pool", "adapter": "auto", "maxsize": 1, "block": True,
             "prefix": [["get"]], "branches": [], "choices": []}
     body = base64.urlsafe_b64encode(zlib.compress(json.dumps(data).encode())).decode()
     with pytest.raises(TokenError):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from stress.checks import CheckResult, Status
-from stress.explain import checks_json, explain
+from poolcheck.model import Invariant
+from poolcheck.report.explain import checks_json, explain
+from poolcheck.run.checks import CheckResult, Status
 
 
 def _result(name: str, status: Status = "failed", message: str = "it broke") -> CheckResult:
-    return CheckResult(name, name.split("/")[1], status, message, "poolcheck check ...")
+    return CheckResult(name, Invariant(name.split("/")[1]), status, message, "poolcheck check ...")
 
 
 def test_a_bound_violation_only_under_concurrency_is_check_then_act() -> None:

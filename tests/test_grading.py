@@ -8,12 +8,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from poolcheck.app.cli import main
 
-from stress.cli import main
-
-CORRECT = "from pool import Pool as Correct\n\nclass Pool(Correct):\n    pass\n"
+CORRECT = "from poolcheck.pool import Pool as Correct\n\nclass Pool(Correct):\n    pass\n"
 KEEPS_ALL = '''
-from pool import Pool as Correct
+from poolcheck.pool import Pool as Correct
 
 class Pool(Correct):
     def put_conn(self, conn):  # keeps every connection, however many are idle
@@ -24,7 +23,7 @@ class Pool(Correct):
 '''
 CRASHES = '''
 import os
-from pool import Pool as Correct
+from poolcheck.pool import Pool as Correct
 
 class Pool(Correct):
     def get_conn(self, timeout=None):
@@ -32,7 +31,7 @@ class Pool(Correct):
 '''
 HANGS = '''
 import threading
-from pool import Pool as Correct
+from poolcheck.pool import Pool as Correct
 
 class Pool(Correct):
     def get_conn(self, timeout=None):

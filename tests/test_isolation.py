@@ -6,16 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from stress.checks import PROFILES
-from stress.cli import main
-from stress.isolation import run_isolated
+from poolcheck.app.cli import main
+from poolcheck.app.isolation import run_isolated
+from poolcheck.settings import PROFILES
 
 TINY = replace(PROFILES["quick"], examples=3, steps=5, stress_seconds=2, shrink_seconds=1,
                parallel_seconds=1)
 HEADER = """
 import os, re, sys, threading
-from pool import Pool as Correct
+from poolcheck.pool import Pool as Correct
 
 """
 

@@ -6,9 +6,7 @@ produces when another thread runs between two stamps.
 
 from __future__ import annotations
 
-from stress.engine import RoundResult, RoundSpec, settle_kept
-from stress.judges import (
-    GRACE,
+from poolcheck.judge.judges import (
     Finding,
     judge,
     judge_bound,
@@ -19,7 +17,10 @@ from stress.judges import (
     judge_timeout,
     judge_wakeup,
 )
-from stress.recording import CallRecord, Log
+from poolcheck.observe.facts import RoundResult, RoundSpec
+from poolcheck.observe.recording import CallRecord, Log
+from poolcheck.run.engine import settle_kept
+from poolcheck.settings import GRACE
 
 
 def spec(maxsize: int = 1, block: bool = True) -> RoundSpec:

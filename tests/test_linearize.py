@@ -17,21 +17,13 @@ import threading
 from pathlib import Path
 
 import pytest
-
-import model
-from pool import Pool as RealPool
-from stress.history import (
-    Event,
-    History,
-    HistoryError,
-    Pool,
-    Recorder,
-    dump_history,
-    load_history,
-)
-from stress.linearize import check
-from stress.linearize_command import add_linearize_parser, run_linearize
-from stress.linearize_report import format_report, render_html
+from poolcheck import model
+from poolcheck.app.linearize_command import add_linearize_parser, run_linearize
+from poolcheck.errors import HistoryError
+from poolcheck.judge.linearize import check
+from poolcheck.judge.linearize_report import format_report, render_html
+from poolcheck.observe.history import Event, History, Pool, Recorder, dump_history, load_history
+from poolcheck.pool import Pool as RealPool
 
 # -- building histories by hand ------------------------------------------------------------
 
@@ -207,7 +199,8 @@ def test_connect_attempt_beyond_maxsize() -> None:
     assert result.verdict == "not linearizable"
     assert result.failed == 1
     assert result.reason == model.Rejected(
-        "bound", "the pool called its factory with 1 of 1 connections already in existence")
+        model.Invariant.BOUND,
+        "the pool called its factory with 1 of 1 connections already in existence")
 
 
 def some_interleaving_accepted(h: History) -> bool:

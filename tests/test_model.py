@@ -1,9 +1,8 @@
 """The model on hand-written calls: what it allows and what it rejects, by invariant."""
 
 import pytest
-
-import model
-from model import CLOSED, EMPTY, Call, Rejected, State
+from poolcheck import model
+from poolcheck.model import CLOSED, EMPTY, Call, Rejected, State
 
 
 def run(state: State, *calls: Call) -> State:

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pool import Pool
-from stress import linearize, parallel
-from stress.checks import PROFILES, run_checks
-from stress.loading import Target, load
-from stress.parallel import Program, Search, run_program
-from stress.watchdog import Watchdog
+from poolcheck.judge import linearize
+from poolcheck.load.targets import Target, load
+from poolcheck.observe.watchdog import Watchdog
+from poolcheck.pool import Pool
+from poolcheck.run import parallel
+from poolcheck.run.checks import run_checks
+from poolcheck.run.parallel import Program, Search, run_program
+from poolcheck.settings import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
 GENEROUS = 60.0  # seconds: the search stops at the first failure, long before this
@@ -104,7 +105,7 @@ def test_a_hung_run_records_its_calls_as_pending() -> None:
 
 
 @pytest.mark.parametrize("spec", [
-    "pool:Pool", f"{ROOT}/examples/correct/condition_fifo.py:Pool",
+    "poolcheck.pool:Pool", f"{ROOT}/examples/correct/condition_fifo.py:Pool",
     f"{ROOT}/examples/correct/queue_placeholders.py:Pool"])
 def test_correct_pools_pass(spec: str) -> None:
     result, = run_checks(load(spec), PROFILES["quick"], 5, only=["parallel/linearizable"])

@@ -95,14 +95,14 @@ def no_traceback(result: pytest.RunResult) -> None:
 
 def test_correct_pool_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_good="""
-        from pool import Pool
+        from poolcheck.pool import Pool
 
         def test_pool(poolcheck):
             results = poolcheck.check(Pool, checks=["sequential/bound"])
             assert [(r.name, r.status) for r in results] == [("sequential/bound", "passed")]
 
         def test_target_string(poolcheck):
-            poolcheck.check("pool:Pool", checks="sequential/bound")
+            poolcheck.check("poolcheck.pool:Pool", checks="sequential/bound")
     """)
     run(pytester).assert_outcomes(passed=2)
 
@@ -148,7 +148,7 @@ def test_unloadable_target_fails_with_one_line(pytester: pytest.Pytester) -> Non
             poolcheck.check(dict, checks=["sequential/bound"])
 
         def test_unknown_check(poolcheck):
-            poolcheck.check("pool:Pool", checks=["sequential/bond"])
+            poolcheck.check("poolcheck.pool:Pool", checks=["sequential/bond"])
     """)
     result = run(pytester)
     result.assert_outcomes(failed=3)
@@ -165,7 +165,7 @@ def test_target_option_is_the_default_pool(pytester: pytest.Pytester) -> None:
         def test_pool(poolcheck):
             poolcheck.check(checks=["sequential/bound"])
     """)
-    run(pytester, "--poolcheck-target", "pool:Pool").assert_outcomes(passed=1)
+    run(pytester, "--poolcheck-target", "poolcheck.pool:Pool").assert_outcomes(passed=1)
     skipped = run(pytester, "-rs")
     skipped.assert_outcomes(skipped=1)
     skipped.stdout.fnmatch_lines(["*no pool to check*--poolcheck-target*"])
@@ -184,7 +184,7 @@ def test_costs_nothing_when_unused(pytester: pytest.Pytester) -> None:
 
         def test_checks_not_imported(pytestconfig):
             assert pytestconfig.pluginmanager.has_plugin("poolcheck")
-            assert "stress.checks" not in sys.modules
-            assert "stress.loading" not in sys.modules
+            assert "poolcheck.run.checks" not in sys.modules
+            assert "poolcheck.load.targets" not in sys.modules
     """)
     run(pytester).assert_outcomes(passed=1)

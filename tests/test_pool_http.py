@@ -1,4 +1,4 @@
-"""The real ``pool.Pool`` against a real loopback HTTP/1.1 server (``stress.server``).
+"""The real ``pool.Pool`` against a real loopback HTTP/1.1 server (``tests.server``).
 
 The server counts the connections it accepts and the requests it receives, so reuse and
 "nothing was sent" are seen from the other end of the socket, not from the pool's own
@@ -18,8 +18,7 @@ from http.client import HTTPConnection
 from typing import Any
 
 import pytest
-
-from pool import (
+from poolcheck.pool import (
     ClosedPoolError,
     EmptyPoolError,
     HostMismatchError,
@@ -27,7 +26,8 @@ from pool import (
     Response,
     StreamingResponse,
 )
-from stress.server import (
+
+from tests.server import (
     TRUNCATED_SENT,
     Handler,
     LocalServer,

@@ -6,13 +6,14 @@ import threading
 from typing import Any
 
 import pytest
+from poolcheck.load.targets import Target
+from poolcheck.observe.watchdog import Watchdog
+from poolcheck.pool import Pool
+from poolcheck.run import sequential
+from poolcheck.run.checks import all_checks, run_checks
+from poolcheck.run.sequential import ANY, Session, machine_for
+from poolcheck.settings import PROFILES
 
-from pool import Pool
-from stress import sequential
-from stress.checks import PROFILES, all_checks, run_checks
-from stress.loading import Target
-from stress.sequential import ANY, Session, machine_for
-from stress.watchdog import Watchdog
 from tests import sequential_bugs
 
 QUICK = PROFILES["quick"]
@@ -66,7 +67,7 @@ class HangsOnSecondGet(Pool):
 def test_hang_is_reported_once_with_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
     sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
-    results = {r.invariant: r for r in run_checks(Target.of(HangsOnSecondGet), QUICK, 3,
+    results = {str(r.invariant): r for r in run_checks(Target.of(HangsOnSecondGet), QUICK, 3,
                                                   only=sequential_only)}
     hang = results["deadlock-free"]
     assert hang.status == "failed"
@@ -91,7 +92,7 @@ def test_a_get_past_its_timeout_fails_timeout_only(monkeypatch: pytest.MonkeyPat
     """The other sequential checks still reach a verdict: they stop drawing that call."""
     monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
     sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
-    results = {r.invariant: r for r in run_checks(Target.of(IgnoresItsOwnTimeout), QUICK, 3,
+    results = {str(r.invariant): r for r in run_checks(Target.of(IgnoresItsOwnTimeout), QUICK, 3,
                                                   only=sequential_only)}
     assert results["timeout"].status == "failed"
     assert "get_conn(timeout=None) [the pool's timeout: 0.005 s] waited past its timeout" in (
@@ -124,7 +125,7 @@ class NoClose:
 
 
 def test_pool_without_close() -> None:
-    results = {r.invariant: r for r in run_checks(Target.of(NoClose), QUICK, 1)}
+    results = {str(r.invariant): r for r in run_checks(Target.of(NoClose), QUICK, 1)}
     assert results["closed"].status == "failed"
     assert "not implemented" in results["closed"].message
     assert results["bound"].status == "passed"

@@ -8,12 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from poolcheck.app.cli import main
+from poolcheck.app.starter import FIRST_CHECKS, KIT_FILES, add_init_parser, kit_files
+from poolcheck.run.checks import all_checks
 
-from stress.checks import all_checks
-from stress.cli import main
-from stress.starter import FIRST_CHECKS, KIT_FILES, add_init_parser, kit_files
-
-KIT = Path(__file__).resolve().parent.parent / "stress" / "starter_kit"
+KIT = Path(__file__).resolve().parent.parent / "stress" / "app" / "starter_kit"
 
 
 def _init(folder: Path) -> int:

@@ -7,11 +7,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from stress.engine import RoundResult, RoundSpec, run_round
-from stress.history import History
-from stress.judges import Evidence, Finding, history_of, judge
-from stress.loading import Target
-from stress.watchdog import Watchdog
+from poolcheck.judge.judges import Evidence, Finding, history_of, judge
+from poolcheck.load.targets import Target
+from poolcheck.model import Invariant
+from poolcheck.observe.facts import RoundResult, RoundSpec
+from poolcheck.observe.history import History
+from poolcheck.observe.watchdog import Watchdog
+from poolcheck.run.engine import run_round
 
 THREADS = 8
 OPS = 30
@@ -39,7 +41,7 @@ def stress_command(target: Target, spec: RoundSpec) -> str:
             f"--ops {spec.ops} --maxsize {spec.maxsize} {block} --seconds 30")
 
 
-def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
+def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float,
                shrink_seconds: float, threads: int = THREADS, ops: int = OPS,
                maxsize: int | None = None, block: bool | None = None,
                on_round: Callable[[StressRun], None] | None = None,
@@ -56,7 +58,7 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
     with Watchdog() as watchdog:
         while time.monotonic() < deadline and not wanted <= set(run.failures):
             spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, block)
-            if spec.block and not spec.closer and "timeout" in wanted and not stormed:
+            if spec.block and not spec.closer and Invariant.TIMEOUT in wanted and not stormed:
                 # the first round whose probes run (block, no closer) also runs the storm
                 spec, stormed = replace(spec, storm=True), True
             result = run_round(target, spec, watchdog)
@@ -69,7 +71,7 @@ def stress_run(target: Target, seed: int, wanted: set[str], seconds: float,
             if on_history and history is not None:
                 on_history(history)
             run.stalled = run.stalled or (
-                result.stall is not None and result.stall.invariant == "deadlock-free")
+                result.stall is not None and result.stall.invariant == Invariant.DEADLOCK_FREE)
             for finding in judge(result):
                 if finding.invariant in wanted and finding.invariant not in run.failures:
                     run.found_at[finding.invariant] = round(

@@ -17,12 +17,13 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from stress.judges import late_by
-from stress.loading import Target
-from stress.recording import (
+from poolcheck.judge.judges import late_by
+from poolcheck.load.targets import Target
+from poolcheck.model import Invariant
+from poolcheck.observe.facts import RoundResult, RoundSpec, Stall
+from poolcheck.observe.recording import (
     CallRecord,
     ConnectFailed,
     Interrupted,
@@ -32,10 +33,10 @@ from stress.recording import (
     RecordingFactory,
     contract_error,
 )
-from stress.watchdog import Hung, Watchdog, in_timed_wait
+from poolcheck.observe.watchdog import Hung, Watchdog, in_timed_wait
+from poolcheck.settings import ROUND_STALL as STALL
 
 SWITCH_INTERVAL = 1e-6
-STALL = 3.0  # no event for this long, with threads still running: the run is stuck
 WAIT_TIMEOUTS_BLOCK = [None, 0.0, 0.02, 1.0]
 WAIT_TIMEOUTS_NONBLOCK = [None, 0.0]
 SHORT_WAITS = [0.0, 0.02]
@@ -46,57 +47,6 @@ STORM_WAIT = 0.2  # the storm probe's waiter: its timeout (more than WAKEUP_SETT
 STORM = 2.0  # ... and how long its wake-ups keep finding nothing, if it waits that long
 STORM_PACE = 0.01  # between two wake-ups of the storm
 YIELD_PER_LINE = 0.1
-
-
-@dataclass(frozen=True)
-class RoundSpec:
-    """Everything that decides a round, apart from the interleaving."""
-
-    seed: int
-    threads: int
-    ops: int
-    maxsize: int
-    block: bool
-    closer: bool  # does one thread close the pool while the others still run?
-    storm: bool = False  # run the storm probe (one round per stress run: see stress_run)
-
-    @classmethod
-    def draw(cls, seed: int, threads: int, ops: int, maxsize: int | None = None,
-             block: bool | None = None) -> RoundSpec:
-        rng = random.Random(seed)
-        return cls(
-            seed=seed, threads=threads, ops=ops,
-            maxsize=maxsize if maxsize is not None else rng.choice(
-                [1, 2, 3, max(1, threads // 2)]),
-            block=block if block is not None else rng.random() < 0.6,
-            closer=rng.random() < 0.25,
-        )
-
-    def describe(self) -> str:
-        return (f"{self.threads} threads x {self.ops} operations, maxsize={self.maxsize}, "
-                f"block={self.block}{', one thread closes the pool' if self.closer else ''}")
-
-
-@dataclass
-class Stall:
-    """The run stopped making progress."""
-
-    invariant: str  # deadlock-free, wakeup, capacity or closed
-    message: str
-
-
-@dataclass
-class RoundResult:
-    spec: RoundSpec
-    log: Log
-    last_ops: dict[int, list[str]]
-    stall: Stall | None = None
-    probe_empty: str | None = None  # capacity probe refused although every slot was free
-    capacity_intact: bool = False  # the capacity probe ran and got maxsize connections
-    left_open: list[int] = field(default_factory=list)  # after close() and every return
-    closed_get: str | None = None  # what get_conn did on the closed pool, if wrong
-    has_close: bool = True
-    construct_error: str | None = None
 
 
 class _OpenBarrier:
@@ -271,7 +221,7 @@ def run_round(target: Target, spec: RoundSpec, watchdog: Watchdog) -> RoundResul
         pool = watchdog.call(lambda: target.make(spec.maxsize, spec.block, None, factory),
                              2.0, "the pool's constructor")
     except Hung as hung:
-        result.stall = Stall("deadlock-free", f"{hung}\n{hung.stack}")
+        result.stall = Stall(Invariant.DEADLOCK_FREE, f"{hung}\n{hung.stack}")
         return result
     except Exception as exc:
         result.construct_error = f"{target.cls.__name__}(...) raised {exc!r}"
@@ -355,11 +305,12 @@ def _diagnose(probe: _Worker, spec: RoundSpec, threads: list[threading.Thread],
         frame = frames.get(idents[i] or -1)
         if (c.timeout is not None and now - c.call > c.timeout + late_by(c.timeout)
                 and frame is not None and in_timed_wait(frame)):
-            return Stall("timeout", f"thread {i}'s get_conn(timeout={c.timeout}) has not "
+            return Stall(Invariant.TIMEOUT, f"thread {i}'s get_conn(timeout={c.timeout}) has not "
                          f"returned after {now - c.call:.1f} s\n{stacks}")
     closes = [c.ret for c in recorder.log.calls if c.op == "close" and c.ret is not None]
     if closes and waits and len(waits) == len(stuck):
-        return Stall("closed", f"close() returned {now - min(closes):.1f} s ago, yet threads "
+        return Stall(Invariant.CLOSED,
+                     f"close() returned {now - min(closes):.1f} s ago, yet threads "
                      f"{stuck} still wait in get_conn instead of raising ClosedPoolError\n"
                      f"{stacks}")
     if spec.block and waits and len(waits) == len(stuck) and not any(w.held for w in workers):
@@ -376,15 +327,16 @@ def _diagnose(probe: _Worker, spec: RoundSpec, threads: list[threading.Thread],
             with contextlib.suppress(Hung):  # give it back, recorded like any return
                 watchdog.call(lambda: probe._return_all(1.0), 2.0, "put_conn")
             if served:
-                return Stall("wakeup", f"threads {stuck} wait in get_conn(timeout=None) "
+                return Stall(Invariant.WAKEUP, f"threads {stuck} wait in get_conn(timeout=None) "
                              f"for {STALL:g} s although no connection is checked out, and a "
                              f"new get_conn(timeout=0) is served at once: a wakeup was lost"
                              f"\n{stacks}")
             if asked.outcome == "EmptyPoolError":
-                return Stall("capacity", f"threads {stuck} wait in get_conn(timeout=None) "
+                return Stall(Invariant.CAPACITY, f"threads {stuck} wait in get_conn(timeout=None) "
                              "for ever: no connection is checked out, yet the pool says it is "
                              f"full (slots were lost)\n{stacks}")
-    return Stall("deadlock-free", f"no progress for {STALL:g} s; threads {stuck} are stuck\n"
+    return Stall(Invariant.DEADLOCK_FREE,
+                 f"no progress for {STALL:g} s; threads {stuck} are stuck\n"
                  f"{stacks}")
 
 
@@ -449,7 +401,8 @@ def _wakeup_probe(probe: _Worker, recorder: Recorder, factory: RecordingFactory,
     probe._return_all(0.0 if random.Random(seed).random() < 0.5 else 1.0, one=True)
     thread.join(WAKEUP_WAIT + STALL)
     if thread.is_alive():
-        result.stall = Stall("deadlock-free", "a get_conn waiting for a returned connection "
+        result.stall = Stall(Invariant.DEADLOCK_FREE,
+                             "a get_conn waiting for a returned connection "
                              f"did not return within {WAKEUP_WAIT + STALL:g} s")
         return False
     return True
@@ -493,7 +446,7 @@ def _storm_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
         pace.wait(STORM_PACE)  # pacing, not synchronisation: the log stays small
     thread.join(STORM_WAIT + STALL)
     if thread.is_alive():
-        result.stall = Stall("timeout", f"a get_conn(timeout={STORM_WAIT}) whose wake-ups "
+        result.stall = Stall(Invariant.TIMEOUT, f"a get_conn(timeout={STORM_WAIT}) whose wake-ups "
                              f"found nothing did not return within {STORM + STALL:g} s")
         return False
     if len(probe.held) == spec.maxsize:  # as the close probe expects: one free
@@ -523,7 +476,7 @@ def _close_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
         return False
     thread.join(WAKEUP_WAIT + STALL)
     if thread.is_alive():
-        result.stall = Stall("closed", "a get_conn(timeout=1) waiting when close() was "
+        result.stall = Stall(Invariant.CLOSED, "a get_conn(timeout=1) waiting when close() was "
                              f"called did not return within {WAKEUP_WAIT + STALL:g} s")
         return False
     return True
@@ -534,7 +487,8 @@ def _guarded_call(watchdog: Watchdog, result: RoundResult) -> Any:
         try:
             watchdog.call(fn, 2.0 + PROBE_TIMEOUT, what)
         except Hung as hung:
-            result.stall = Stall("deadlock-free", f"{hung} (all threads done)\n{hung.stack}")
+            result.stall = Stall(Invariant.DEADLOCK_FREE,
+                                 f"{hung} (all threads done)\n{hung.stack}")
             return False
         return True
     return call

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stress.checks import CheckResult, Profile, derive_seed
-from stress.config import Grading
-from stress.explain import checks_json, explain
-from stress.isolation import run_isolated
+from poolcheck.app.config import Grading
+from poolcheck.app.isolation import run_isolated
+from poolcheck.report.explain import checks_json, explain
+from poolcheck.run.checks import CheckResult, derive_seed
+from poolcheck.settings import Profile
 
 
 @dataclass(frozen=True)

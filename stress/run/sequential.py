@@ -16,20 +16,20 @@ from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-import model
-from stress.judges import timing_fault
-from stress.loading import Target
-from stress.recording import (
+from poolcheck import model
+from poolcheck.judge.judges import timing_fault
+from poolcheck.load.targets import Target
+from poolcheck.model import Invariant
+from poolcheck.observe.recording import (
     ConnectFailed,
     Interrupted,
     RecordingConnection,
     RecordingFactory,
     contract_error,
 )
-from stress.watchdog import Hung, Watchdog
+from poolcheck.observe.watchdog import Hung, Watchdog
+from poolcheck.settings import CALL_LIMIT
 
-CALL_LIMIT = 2.0  # seconds a call on fake connections may take before it counts as hung
 SHORT_TIMEOUT = 0.005
 GET_TIMEOUTS = (None, 0.0, SHORT_TIMEOUT)  # what get_conn is called with (None: the pool's)
 ANY = "*"  # focus on every invariant at once: the first violation fails the run
@@ -38,7 +38,7 @@ ANY = "*"  # focus on every invariant at once: the first violation fails the run
 class Violation(AssertionError):
     """The pool broke ``invariant``; the message says how, with the steps that led there."""
 
-    def __init__(self, invariant: str, message: str) -> None:
+    def __init__(self, invariant: Invariant, message: str) -> None:
         super().__init__(f"[{invariant}] {message}")
         self.invariant = invariant
         self.message = message
@@ -49,7 +49,7 @@ class HangReport:
     what: str
     steps: list[str]
     stack: str
-    invariants: set[str]  # what the hang breaks: timeout if it waited past it, else deadlock-free
+    invariants: set[Invariant]  # timeout if it waited past it, else deadlock-free
 
     def describe(self, happened: str, call: str) -> str:
         """``what`` ``happened``, the last steps and the stack of the ``call``."""
@@ -103,7 +103,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             except _Derailed:
                 raise
             except Exception as exc:
-                self._violated("errors", f"{what} raised {type(exc).__name__}: {exc}")
+                self._violated(Invariant.ERRORS, f"{what} raised {type(exc).__name__}: {exc}")
 
         # -- plumbing ---------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 # waiting, past its own timeout: explained by the timeout, not a deadlock
                 slow = timed and hung.waiting
                 report = HangReport(what, list(self.steps), hung.stack,
-                                    {"timeout"} if slow else {"deadlock-free"})
+                                    {Invariant.TIMEOUT} if slow else {Invariant.DEADLOCK_FREE})
                 if slow and len(session.avoid) < len(GET_TIMEOUTS) - 1:  # keep one to draw
                     session.slow_get = session.slow_get or report
                     session.avoid = (*session.avoid, get_timeout)
@@ -127,7 +127,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 self.derailed = True
                 raise _Derailed() from None
 
-        def _violated(self, invariant: str, message: str) -> None:
+        def _violated(self, invariant: Invariant, message: str) -> None:
             if focus in (invariant, ANY):
                 self.derailed = True  # teardown must not pile a second failure on this one
                 raise Violation(invariant, message + self._trail())
@@ -172,7 +172,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 kind = contract_error(exc, self.factory)
                 self._note(type(exc).__name__)
                 if kind is None:
-                    self._violated("errors", f"get_conn raised {type(exc).__name__}: {exc}")
+                    self._violated(Invariant.ERRORS, f"get_conn raised {type(exc).__name__}: {exc}")
                     return
                 if kind == model.EMPTY and block:  # block=False: the model rejects it
                     self._check_timing(effective, elapsed)
@@ -181,7 +181,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             if not self.factory.owns(conn):
                 self._note(repr(conn))
                 swallowed = self.factory.raised[raised_before:]
-                self._violated("errors", f"get_conn returned {conn!r}, which its "
+                self._violated(Invariant.ERRORS, f"get_conn returned {conn!r}, which its "
                                "connection_factory did not make" + (
                                    f" (the factory had raised {type(swallowed[0]).__name__} "
                                    "in this call: what the factory raises must propagate)"
@@ -189,7 +189,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             self._note(f"#{conn.id}")
             session.handed_out += 1
             if conn.closed:
-                self._violated("closed", f"get_conn handed out connection #{conn.id}, "
+                self._violated(Invariant.CLOSED, f"get_conn handed out connection #{conn.id}, "
                                          "which the pool had closed")
             self._apply(model.Call("get", conn.id))
             self.held.append(conn)
@@ -197,7 +197,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
         def _check_timing(self, timeout: float | None, elapsed: float) -> None:
             fault = timing_fault(timeout, elapsed)
             if fault:
-                self._violated("timeout", fault)
+                self._violated(Invariant.TIMEOUT, fault)
 
         # block=True gets always have a finite timeout (None: the pool's): a pool that lost
         # a slot then raises EmptyPoolError (a capacity violation the model names) instead
@@ -247,7 +247,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             self._apply(model.Call("close"))
             left_open = sorted(c.id for c in self.factory.created if c.id in idle and not c.closed)
             if left_open:
-                self._violated("no-leak", "close() left idle connection(s) "
+                self._violated(Invariant.NO_LEAK, "close() left idle connection(s) "
                                f"{', '.join(f'#{i}' for i in left_open)} open")
 
         @rule(kind=st.sampled_from([ConnectFailed, Interrupted]))
@@ -264,7 +264,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 raise
             except BaseException as exc:
                 self._note(type(exc).__name__)
-                self._violated("errors", f"{what} raised {type(exc).__name__}: {exc}")
+                self._violated(Invariant.ERRORS, f"{what} raised {type(exc).__name__}: {exc}")
 
         def _guard(self, fn: Any) -> None:
             with contextlib.suppress(_Derailed):
@@ -277,7 +277,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             """The pool closes a checked-out connection when it comes back, never before."""
             shut = [c.id for c in self.held if c.closed]
             if shut and not self.derailed:
-                which = "closed" if self.state.closed else "exclusive"
+                which = Invariant.CLOSED if self.state.closed else Invariant.EXCLUSIVE
                 self._guard(lambda: self._violated(
                     which, "the pool closed connection(s) {} while the caller still held "
                     "them{}".format(", ".join(f"#{i}" for i in shut),
@@ -292,13 +292,13 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             open_ids = [c.id for c in self.factory.open_connections()]
             if block and len(open_ids) > maxsize:
                 self._guard(lambda: self._violated(
-                    "bound", f"{len(open_ids)} connections are open (maxsize {maxsize})"))
+                    Invariant.BOUND, f"{len(open_ids)} connections are open (maxsize {maxsize})"))
                 return
             lost = [i for i in open_ids if i not in held and i not in self.state.idle]
             if lost:
                 self._guard(lambda: self._violated(
-                    "no-leak", "connection(s) {} are open but neither checked out nor idle in "
-                    "the pool".format(", ".join(f"#{i}" for i in lost))))
+                    Invariant.NO_LEAK, "connection(s) {} are open but neither checked out nor "
+                    "idle in the pool".format(", ".join(f"#{i}" for i in lost))))
 
         def teardown(self) -> None:
             self._guard(self._final_checks)
@@ -321,7 +321,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 return
             still_open = [c.id for c in self.factory.open_connections()]
             if still_open:
-                self._violated("no-leak", "after close() and every return, connection(s) "
+                self._violated(Invariant.NO_LEAK, "after close() and every return, connection(s) "
                                f"{', '.join(f'#{i}' for i in still_open)} are still open")
 
     PoolMachine.__name__ = PoolMachine.__qualname__ = (

@@ -9,27 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
-from stress import linearize
-from stress.history import Event, History, HistoryError
-from stress.history import Pool as HistoryPool
-from stress.linearize_report import format_report
-from stress.recording import CallRecord, Log
+from poolcheck.errors import HistoryError
+from poolcheck.judge import linearize
+from poolcheck.judge.linearize_report import format_report
+from poolcheck.model import Invariant
+from poolcheck.observe.facts import RoundResult
+from poolcheck.observe.history import Event, History
+from poolcheck.observe.history import Pool as HistoryPool
+from poolcheck.observe.recording import CallRecord, Log
+from poolcheck.settings import EARLY_SLACK, GRACE, LATE_SLACK, LINEARIZE_BUDGET
 
-if TYPE_CHECKING:  # the engine imports late_by from here
-    from stress.engine import RoundResult
-
-EARLY_SLACK = 0.001  # clocks round: EmptyPoolError this close to its timeout is on time
-LATE_SLACK = 1.0  # ... and this long after it is late, even on a loaded machine
-GRACE = 0.5  # a connection idle (or a slot free) this long, while a caller waits, is lost
 NEVER = float("inf")
-LINEARIZE_BUDGET = 200_000  # model steps per round: a round is a few hundred calls
 
 
 @dataclass(frozen=True)
 class Finding:
-    invariant: str
+    invariant: Invariant
     message: str
     evidence: Evidence | None = None  # the history behind a linearizability finding
 
@@ -37,7 +34,7 @@ class Finding:
 Evidence = tuple[History, linearize.Result]
 
 
-Judge: TypeAlias = "Callable[[RoundResult], list[Finding]]"
+Judge: TypeAlias = Callable[[RoundResult], list[Finding]]
 
 
 def who(thread: int) -> str:
@@ -69,33 +66,34 @@ def _closed_while_held(log: Log) -> list[Finding]:
         if closed_at >= back:
             continue
         if closed_at > first_close:
-            found.append(Finding("closed", f"the pool closed connection #{conn} while "
+            found.append(Finding(Invariant.CLOSED, f"the pool closed connection #{conn} while "
                                  f"{who(g.thread)} still held it (after close() was called): "
                                  "a checked-out connection is closed when it is returned"))
         else:
-            found.append(Finding("exclusive", f"the pool closed connection #{conn} while "
+            found.append(Finding(Invariant.EXCLUSIVE, f"the pool closed connection #{conn} while "
                                  f"{who(g.thread)} still held it"))
     return found
 
 
 def judge_errors(r: RoundResult) -> list[Finding]:
-    found = [Finding("errors", c.error) for c in r.log.calls if c.error and c.op != "use"]
+    found = [Finding(Invariant.ERRORS, c.error) for c in r.log.calls if c.error and c.op != "use"]
     if r.construct_error:
-        found.append(Finding("errors", r.construct_error))
+        found.append(Finding(Invariant.ERRORS, r.construct_error))
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for c in _ops(r.log, "get"):
         if c.outcome == "ClosedPoolError" and c.ret is not None and c.ret < first_close:
-            found.append(Finding("errors", f"{who(c.thread)}'s get_conn raised "
+            found.append(Finding(Invariant.ERRORS, f"{who(c.thread)}'s get_conn raised "
                                  "ClosedPoolError before any close() began"))
         if c.outcome == "EmptyPoolError" and not r.spec.block:
-            found.append(Finding("errors", f"{who(c.thread)}'s get_conn raised "
+            found.append(Finding(Invariant.ERRORS, f"{who(c.thread)}'s get_conn raised "
                                  "EmptyPoolError in non-blocking mode"))
     return found[:1]
 
 
 def judge_exclusive(r: RoundResult) -> list[Finding]:
     """A connection's holder keeps it from get_conn's return to put_conn's call."""
-    found = [Finding("exclusive", c.error) for c in r.log.calls if c.error and c.op == "use"]
+    found = [Finding(Invariant.EXCLUSIVE,
+                     c.error) for c in r.log.calls if c.error and c.op == "use"]
     holder: dict[int, CallRecord] = {}
     for c in sorted((c for c in r.log.calls if c.conn is not None),
                     key=lambda c: c.ret if c.op == "get" and c.ret is not None else c.call):
@@ -104,13 +102,13 @@ def judge_exclusive(r: RoundResult) -> list[Finding]:
         if c.op == "get" and c.outcome == "ok":
             other = holder.get(conn)
             if other is not None:
-                found.append(Finding("exclusive", (
+                found.append(Finding(Invariant.EXCLUSIVE, (
                     f"{who(c.thread)} got connection #{conn} while "
                     f"{who(other.thread)} still held it")))
             holder[conn] = c
         elif c.op in ("put", "discard"):
             holder.pop(conn, None)
-    found += [f for f in _closed_while_held(r.log) if f.invariant == "exclusive"]
+    found += [f for f in _closed_while_held(r.log) if f.invariant == Invariant.EXCLUSIVE]
     return found[:1]
 
 
@@ -140,7 +138,7 @@ def judge_bound(r: RoundResult) -> list[Finding]:
             alive = [i for i, t in r.log.created.items()
                      if t <= born and r.log.closed.get(i, NEVER) > born]
             if len(alive) > r.spec.maxsize:
-                return [Finding("bound", (
+                return [Finding(Invariant.BOUND, (
                     f"when connection #{ident} was made, {len(alive)} connections were open "
                     f"(maxsize={r.spec.maxsize}, block=True)"))]
         return []
@@ -148,7 +146,7 @@ def judge_bound(r: RoundResult) -> list[Finding]:
     for start, _, _ in spans:
         idle = sorted(c for a, b, c in spans if a <= start < b)
         if len(idle) > r.spec.maxsize:
-            return [Finding("bound", (
+            return [Finding(Invariant.BOUND, (
                 f"{len(idle)} connections were idle in the pool at once "
                 f"({', '.join(f'#{i}' for i in idle)}; maxsize={r.spec.maxsize})"))]
     return []
@@ -183,7 +181,7 @@ def judge_timeout(r: RoundResult) -> list[Finding]:
         if c.outcome == "EmptyPoolError" and c.ret is not None:
             fault = timing_fault(c.timeout, c.ret - c.call)
             if fault:
-                return [Finding("timeout", f"{who(c.thread)}: {fault}")]
+                return [Finding(Invariant.TIMEOUT, f"{who(c.thread)}: {fault}")]
     return []
 
 
@@ -233,7 +231,7 @@ def judge_wakeup(r: RoundResult) -> list[Finding]:
         if late is not None:
             result = "EmptyPoolError" if w.outcome == "EmptyPoolError" else (
                 f"connection #{w.conn} only then")
-            return [Finding("wakeup", f"{who(w.thread)} waited {w.ret - w.call:.2f} s in "
+            return [Finding(Invariant.WAKEUP, f"{who(w.thread)} waited {w.ret - w.call:.2f} s in "
                             f"get_conn and got {result}, although {late}")]
     return []
 
@@ -268,24 +266,24 @@ def _slot_free_while_waiting(w: CallRecord, log: Log, maxsize: int,
 
 
 def judge_capacity(r: RoundResult) -> list[Finding]:
-    return [Finding("capacity", r.probe_empty)] if r.probe_empty else []
+    return [Finding(Invariant.CAPACITY, r.probe_empty)] if r.probe_empty else []
 
 
 def judge_closed(r: RoundResult) -> list[Finding]:
-    found = [Finding("closed", r.closed_get)] if r.closed_get else []
+    found = [Finding(Invariant.CLOSED, r.closed_get)] if r.closed_get else []
     closed_at = min((c.ret for c in _ops(r.log, "close") if c.ret is not None), default=NEVER)
     for c in r.log.calls:
         if c.call <= closed_at or c.ret is None:
             continue
         if c.op == "get" and c.outcome == "ok":
-            found.append(Finding("closed", f"{who(c.thread)}'s get_conn, called after "
+            found.append(Finding(Invariant.CLOSED, f"{who(c.thread)}'s get_conn, called after "
                                  f"close() returned, gave connection #{c.conn}"))
         if c.op == "put" and c.kept:
-            found.append(Finding("closed", f"{who(c.thread)} returned connection #{c.conn} "
+            found.append(Finding(Invariant.CLOSED, f"{who(c.thread)} returned connection #{c.conn} "
                                  "after close(), and the pool kept it open"))
     for c in _ops(r.log, "get"):
         if c.conn is not None and c.ret is not None and r.log.closed.get(c.conn, NEVER) < c.ret:
-            found.append(Finding("closed", f"{who(c.thread)}'s get_conn handed out "
+            found.append(Finding(Invariant.CLOSED, f"{who(c.thread)}'s get_conn handed out "
                                  f"connection #{c.conn}, which had been closed"))
     closes = [c for c in _ops(r.log, "close") if c.ret is not None]
     for g in _ops(r.log, "get"):
@@ -293,17 +291,17 @@ def judge_closed(r: RoundResult) -> list[Finding]:
             continue
         ends = [c.ret for c in closes if g.call < c.call and c.ret is not None]
         if ends and min(ends) + GRACE < g.ret:
-            found.append(Finding("closed", f"{who(g.thread)}'s get_conn was waiting when "
+            found.append(Finding(Invariant.CLOSED, f"{who(g.thread)}'s get_conn was waiting when "
                                  f"close() was called, and raised {g.outcome} only "
                                  f"{g.ret - min(ends):.2f} s after close() returned "
                                  "(ClosedPoolError was due at once): close() did not wake "
                                  "it"))
-    found += [f for f in _closed_while_held(r.log) if f.invariant == "closed"]
+    found += [f for f in _closed_while_held(r.log) if f.invariant == Invariant.CLOSED]
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for conn in r.left_open:
         puts = [c for c in _ops(r.log, "put") if c.conn == conn]
         if puts and puts[-1].call >= first_close:
-            found.append(Finding("closed", f"connection #{conn}, returned by thread "
+            found.append(Finding(Invariant.CLOSED, f"connection #{conn}, returned by thread "
                                  f"{puts[-1].thread} after close() began, was kept open in "
                                  "the closed pool"))
     return found[:1]
@@ -312,7 +310,7 @@ def judge_closed(r: RoundResult) -> list[Finding]:
 def judge_no_leak(r: RoundResult) -> list[Finding]:
     if r.left_open:
         ids = ", ".join(f"#{i}" for i in r.left_open)
-        return [Finding("no-leak", f"after close() and every return, connection(s) {ids} "
+        return [Finding(Invariant.NO_LEAK, f"after close() and every return, connection(s) {ids} "
                         "are still open")]
     return []
 
@@ -353,7 +351,7 @@ def judge_linearizable(r: RoundResult) -> list[Finding]:
         return []  # e.g. a probe that hung: not a history the contract can state
     if result.verdict != linearize.NOT_LINEARIZABLE:
         return []  # undecided is not a verdict
-    return [Finding("linearizable", format_report(history, result), (history, result))]
+    return [Finding(Invariant.LINEARIZABLE, format_report(history, result), (history, result))]
 
 
 JUDGES: list[Judge] = [judge_errors, judge_exclusive, judge_bound, judge_timeout,

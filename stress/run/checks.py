@@ -13,55 +13,35 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
-
-from stress import parallel
-from stress.concurrent import stress_run
-from stress.history import History
-from stress.judges import Evidence
-from stress.loading import Target
-from stress.sequential import Session, Violation, machine_for
-from stress.watchdog import Watchdog
+from poolcheck.judge.judges import Evidence
+from poolcheck.load.targets import Target
+from poolcheck.model import Invariant
+from poolcheck.observe.history import History
+from poolcheck.observe.watchdog import Watchdog
+from poolcheck.run import parallel
+from poolcheck.run.rounds import stress_run
+from poolcheck.run.sequential import Session, Violation, machine_for
+from poolcheck.settings import (
+    CONFIGURATIONS,
+    PARALLEL_EXAMPLES,
+    PROGRAM_CONFIGURATIONS,
+    Profile,
+)
 
 Status = Literal["passed", "failed", "error", "timeout"]
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    examples: int  # Hypothesis examples per sequential configuration
-    steps: int  # ... and steps per example
-    stress_seconds: float  # real-thread rounds, for all stress checks together
-    shrink_seconds: float  # re-running a failure smaller
-    parallel_seconds: float  # drawing parallel programs, over every configuration
-    parallel_runs: int  # runs of each parallel program (a race need not recur at once)
-
-
-PROFILES = {
-    "quick": Profile("quick", examples=25, steps=25, stress_seconds=10, shrink_seconds=4,
-                     parallel_seconds=4, parallel_runs=10),
-    "ci": Profile("ci", examples=60, steps=40, stress_seconds=30, shrink_seconds=10,
-                  parallel_seconds=12, parallel_runs=10),
-    "thorough": Profile("thorough", examples=300, steps=60, stress_seconds=180,
-                        shrink_seconds=30, parallel_seconds=60, parallel_runs=20),
-}
-PARALLEL_EXAMPLES = 100_000  # the time budget ends the search, not a count
-
-# (maxsize, block): both modes, and sizes where "one more" and "one fewer" differ
-CONFIGS = [(1, False), (2, False), (1, True), (2, True), (3, True)]
-
 SEQUENTIAL_INVARIANTS = [
-    "deadlock-free", "errors", "bound", "exclusive", "no-leak", "capacity", "closed", "timeout",
+    Invariant.DEADLOCK_FREE, Invariant.ERRORS, Invariant.BOUND, Invariant.EXCLUSIVE,
+    Invariant.NO_LEAK, Invariant.CAPACITY, Invariant.CLOSED, Invariant.TIMEOUT,
 ]
-STRESS_INVARIANTS = [
-    "deadlock-free", "errors", "bound", "exclusive", "no-leak", "capacity", "closed", "timeout",
-    "wakeup", "linearizable",
-]
+STRESS_INVARIANTS = [*SEQUENTIAL_INVARIANTS, Invariant.WAKEUP, Invariant.LINEARIZABLE]
 
 
 @dataclass
 class CheckResult:
     name: str
-    invariant: str
+    invariant: Invariant
     status: Status
     message: str
     reproduce: str
@@ -81,13 +61,13 @@ class CheckResult:
 @dataclass(frozen=True)
 class Check:
     name: str
-    invariant: str
+    invariant: Invariant
     needs_close: bool = False
     default: bool = True  # run when no check is named (`--check`, a grading config)
 
 
-PARALLEL = Check("parallel/linearizable", "linearizable")
-CONTROLLED = Check("controlled/linearizable", "linearizable", default=False)
+PARALLEL = Check("parallel/linearizable", Invariant.LINEARIZABLE)
+CONTROLLED = Check("controlled/linearizable", Invariant.LINEARIZABLE, default=False)
 NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this check "
                  "tested nothing (the pool must hand out connections before it can keep "
                  "the contract)")
@@ -95,9 +75,9 @@ HistorySink = Callable[[str, History], None]  # (which check ran it, the history
 
 
 def all_checks() -> list[Check]:
-    return [Check(f"sequential/{inv}", inv, needs_close=inv == "closed")
+    return [Check(f"sequential/{inv}", inv, needs_close=inv == Invariant.CLOSED)
             for inv in SEQUENTIAL_INVARIANTS] + [
-        Check(f"stress/{inv}", inv, needs_close=inv == "closed")
+        Check(f"stress/{inv}", inv, needs_close=inv == Invariant.CLOSED)
         for inv in STRESS_INVARIANTS] + [PARALLEL, CONTROLLED]
 
 
@@ -155,11 +135,11 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
 
 
 def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckResult:
-    """Small programs under a scheduler that runs one thread at a time (stress.controlled).
+    """Small programs under a scheduler that runs one thread at a time (poolcheck.run.controlled).
 
     A run the scheduler could not drive (a primitive it did not replace, a thread the pool
     started) is no verdict on the pool: the check reports that it cannot drive it."""
-    from stress import controlled
+    from poolcheck.run import controlled
 
     reproduce = reproduce_command(target.command_spec, CONTROLLED.name, seed, profile.name)
     started = time.monotonic()
@@ -177,7 +157,7 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
                            f"the pool\n{failure.message}", reproduce, seconds)
     evidence = ((failure.history, failure.result)
                 if failure.history is not None and failure.result is not None else None)
-    return CheckResult(CONTROLLED.name, controlled.invariant_of(failure) or "linearizable",
+    return CheckResult(CONTROLLED.name, controlled.invariant_of(failure) or Invariant.LINEARIZABLE,
                        "failed", failure.report(),
                        f"poolcheck replay {failure.token}", round(out.seconds, 3), evidence)
 
@@ -202,9 +182,9 @@ def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[
         elif check.invariant in run.failures:
             status, message = "failed", run.failures[check.invariant]
             found_after = run.found_at[check.invariant]
-        elif run.stalled and check.invariant != "deadlock-free":
+        elif run.stalled and check.invariant != Invariant.DEADLOCK_FREE:
             status, message = "error", "not completed: the pool hangs (see deadlock-free)"
-        elif not run.handed_out and check.invariant != "errors":
+        elif not run.handed_out and check.invariant != Invariant.ERRORS:
             status, message = "failed", NOT_EXERCISED
         else:
             status, message = "passed", (f"no violation in {run.rounds} rounds "
@@ -222,7 +202,7 @@ def run_parallel_check(target: Target, profile: Profile, seed: int,
     started = time.monotonic()
     found = parallel.Search(on_history=(lambda h: record("parallel", h)) if record else None)
     with Watchdog() as watchdog:
-        configs = [c for c in parallel.CONFIGS if c[1] in target.modes]
+        configs = [c for c in PROGRAM_CONFIGURATIONS if c[1] in target.modes]
         share = profile.parallel_seconds / len(configs)
         for i, (maxsize, block) in enumerate(configs):
             parallel.search(target, maxsize, block,
@@ -263,7 +243,7 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
         return result("failed", "not implemented: the pool has no close() method")
     handed_out = session.handed_out
     with Watchdog() as watchdog:
-        for maxsize, block in (c for c in CONFIGS if c[1] in target.modes):
+        for maxsize, block in (c for c in CONFIGURATIONS if c[1] in target.modes):
             if session.hang is not None:
                 break
             # once more if a get waited past its timeout midway (the rest of the run was
@@ -286,7 +266,7 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
             return result("failed", hang.describe("hung", "hung"))
         return result("error", "not completed: the pool hangs (see "
                       f"{', '.join(sorted(hang.invariants))})")
-    if session.handed_out == handed_out and check.invariant != "errors":
+    if session.handed_out == handed_out and check.invariant != Invariant.ERRORS:
         return result("failed", NOT_EXERCISED)
     return result("passed", "no violation found")
 

@@ -12,21 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stress.adapters import ADAPTERS as ADAPTER_KINDS
-from stress.argtypes import positive_float as _positive_float
-from stress.argtypes import positive_int as _positive
-from stress.argtypes import seed as _seed
-from stress.argtypes import thread_count
-from stress.checks import PROFILES, STRESS_INVARIANTS, CheckResult, all_checks
-from stress.concurrent import StressRun, stress_run
-from stress.config import ConfigError, Grading, load_config
-from stress.controlled import add_replay_parser
-from stress.explain import checks_json, explain
-from stress.isolation import run_isolated
-from stress.linearize_command import add_linearize_parser
-from stress.linearize_report import write_html
-from stress.loading import LoadError, load
-from stress.starter import add_init_parser
+from poolcheck.app.argtypes import positive_float as _positive_float
+from poolcheck.app.argtypes import positive_int as _positive
+from poolcheck.app.argtypes import seed as _seed
+from poolcheck.app.argtypes import thread_count
+from poolcheck.app.config import Grading, load_config
+from poolcheck.app.isolation import run_isolated
+from poolcheck.app.linearize_command import add_linearize_parser
+from poolcheck.app.starter import add_init_parser
+from poolcheck.errors import ConfigError, LoadError
+from poolcheck.judge.linearize_report import write_html
+from poolcheck.load.adapters import ADAPTERS as ADAPTER_KINDS
+from poolcheck.load.targets import load
+from poolcheck.report.explain import checks_json, explain
+from poolcheck.run.checks import STRESS_INVARIANTS, CheckResult, all_checks
+from poolcheck.run.controlled import add_replay_parser
+from poolcheck.run.rounds import StressRun, stress_run
+from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy"]
@@ -118,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 def _target_spec(args: argparse.Namespace) -> str:
     kind = ADAPTER_KINDS.get(args.adapter)
     return args.target or (kind.default_target if kind and kind.default_target
-                           else "pool:Pool")
+                           else "poolcheck.pool:Pool")
 
 
 def _stress(args: argparse.Namespace) -> int:
@@ -235,10 +237,9 @@ def _write_html(path: Path, results: list[CheckResult]) -> None:
 
 def _grade(args: argparse.Namespace) -> int:
     try:
+        from poolcheck.app.grading import find_submissions, grade_all, summary_table, write_reports
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        from stress.grading import find_submissions, grade_all, summary_table, write_reports
     except ImportError as exc:
         print(f"poolcheck: error: grade needs {exc.name}: pip install 'poolcheck[grade]'",
               file=sys.stderr)
@@ -336,7 +337,7 @@ def _write_outputs(args: argparse.Namespace, spec: str, seed: int, verdict: str,
     if args.prairielearn:
         _write(args.prairielearn, json.dumps(_prairielearn(results, grading, error), indent=2))
     if args.junit:
-        from stress.grading import Graded, Submission, write_junit
+        from poolcheck.app.grading import Graded, Submission, write_junit
         graded = Graded(Submission(spec, spec), seed, verdict, results, error)
         try:
             write_junit([graded], args.junit)

@@ -27,11 +27,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from stress.checks import all_checks, default_checks
-
-
-class ConfigError(ValueError):
-    """The config cannot be used; the message is one line for the user."""
+from poolcheck.errors import ConfigError
+from poolcheck.run.checks import all_checks, default_checks
 
 
 @dataclass(frozen=True)

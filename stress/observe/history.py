@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import model
+from poolcheck import model
+from poolcheck.errors import HistoryError
 
 OpName = Literal["get", "put", "close"]
 OPS: tuple[OpName, ...] = ("get", "put", "close")
@@ -25,15 +26,6 @@ PENDING = "pending"
 _EVENT_FIELDS = frozenset(
     {"thread", "op", "conn", "outcome", "kept", "discard", "call", "return"})
 _HEADER_EXAMPLE = '{"pool": {"maxsize": 2, "block": true}}'
-
-
-class HistoryError(ValueError):
-    """A history that breaks the format; ``line`` is the 1-based line at fault, if any."""
-
-    def __init__(self, line: int | None, problem: str) -> None:
-        super().__init__(f"line {line}: {problem}" if line is not None else problem)
-        self.line = line
-        self.problem = problem
 
 
 @dataclass(frozen=True)

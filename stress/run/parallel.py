@@ -34,26 +34,23 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
-
-from stress import linearize
-from stress.engine import _Worker, _yielding_tracer, pool_files, provoked_races, settle_kept
-from stress.history import History
-from stress.judges import history_of_log
-from stress.linearize_report import format_report
-from stress.loading import Target
-from stress.recording import ConnectFailed, Recorder, RecordingFactory
-from stress.watchdog import Hung, Watchdog
+from poolcheck.judge import linearize
+from poolcheck.judge.judges import history_of_log
+from poolcheck.judge.linearize_report import format_report
+from poolcheck.load.targets import Target
+from poolcheck.observe.history import History
+from poolcheck.observe.recording import ConnectFailed, Recorder, RecordingFactory
+from poolcheck.observe.watchdog import Hung, Watchdog
+from poolcheck.run.engine import _Worker, _yielding_tracer, pool_files, provoked_races, settle_kept
+from poolcheck.settings import LINEARIZE_BUDGET, PROGRAM_LIMIT
 
 OPS = ("get", "put", "discard", "fail", "close")
 LANES = 4  # parallel branches at most
 MAX_OPS = 12  # operations in a program, prefix included
 GET_TIMEOUT = 0.005  # block=True: how long a get waits before EmptyPoolError
-RUN_LIMIT = 3.0  # seconds one run may take before it counts as hung
 YIELD_RATES = (0.1, 0.3, 0.6)  # per line of pool code; runs are short, so vary it widely
 SHRINK_RUNS_FACTOR = 3
 MINIMISE_RUNS = 200  # tries of a one-step-simpler program: a small race recurs rarely
-LINEARIZE_BUDGET = 200_000  # model steps per history
-CONFIGS = [(1, True), (2, True), (1, False), (2, False)]  # (maxsize, block)
 
 
 @dataclass(frozen=True)
@@ -136,16 +133,16 @@ def run_program(target: Target, program: Program, maxsize: int, block: bool, see
     """One run on a fresh pool: the prefix on thread 0, then the branches released together.
 
     Raises ``Hung`` if the pool's constructor does not return; a run whose threads do not
-    finish within RUN_LIMIT comes back with ``hung`` set and their calls pending.
+    finish within PROGRAM_LIMIT comes back with ``hung`` set and their calls pending.
     """
     recorder = Recorder()
     factory = RecordingFactory(recorder, seed=seed)
-    pool = watchdog.call(lambda: target.make(maxsize, block, None, factory), RUN_LIMIT,
+    pool = watchdog.call(lambda: target.make(maxsize, block, None, factory), PROGRAM_LIMIT,
                          "the pool's constructor")
     rng = random.Random(seed)
     timeout = GET_TIMEOUT if block else None
     files = pool_files(target.cls)
-    deadline = time.monotonic() + RUN_LIMIT
+    deadline = time.monotonic() + PROGRAM_LIMIT
     prefix = _Lane(0, pool, [], recorder, factory, random.Random(rng.random()))
     lanes = [_Lane(i, pool, [], recorder, factory, random.Random(rng.random()))
              for i in range(1, len(program.branches) + 1)]
@@ -283,7 +280,7 @@ def search(target: Target, maxsize: int, block: bool, seed: int, examples: int,
                                   repeats))
                 raise _NotLinearizable
             if run.hung:
-                found.hang = (f"a run of this program did not finish within {RUN_LIMIT:g} s "
+                found.hang = (f"a run of this program did not finish within {PROGRAM_LIMIT:g} s "
                               f"(maxsize={maxsize}, block={block}):\n{program.describe()}")
                 raise _Stop
 

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stress.checks import CheckResult
+from poolcheck.model import Invariant
+from poolcheck.run.checks import CheckResult
 
-_OWN = str(Path(__file__).resolve().parent)  # poolcheck's own frames are not the learner's
+_OWN = str(Path(__file__).resolve().parents[1])  # poolcheck's own frames are not the learner's
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n'
                     r"(?P<code>[^\n]*)")
 
@@ -53,7 +54,7 @@ def explain(result: CheckResult, results: list[CheckResult]) -> Explanation | No
                   if r.name == f"sequential/{result.invariant}"}
     any_alone = any(r.status == "failed" for r in results if r.name.startswith("sequential/"))
     race = strategy != "sequential" and "failed" not in same_alone and (
-        result.invariant != "linearizable" or not any_alone)
+        result.invariant != Invariant.LINEARIZABLE or not any_alone)
     concept, about, hint = _concept(result, message, strategy, race)
     return Explanation(what, concept, about, hint, _where(message))
 
@@ -87,7 +88,7 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "a caller had checked out and was still using.", "close() closes only the "
                 "idle connections; one that is checked out is closed when it comes back, "
                 "in put_conn.")
-    if inv == "bound":
+    if inv == Invariant.BOUND:
         if race:
             return ("check-then-act", "Two callers both saw room for one more connection "
                     "and both acted on it: checking and claiming are separate steps, and "
@@ -99,7 +100,7 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "creates or keeps a connection beyond maxsize.", "List every place a "
                 "connection is created or kept; each must check the limit against an "
                 "up-to-date count.")
-    if inv == "exclusive":
+    if inv == Invariant.EXCLUSIVE:
         if race:
             return ("check-then-act on the idle list", "A caller looked at an idle "
                     "connection and took it in a separate step; another caller took the "
@@ -109,7 +110,7 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "checked out: it was returned twice, or stayed in the idle list.",
                 "Follow one connection: at any moment it is either idle in the pool or "
                 "held by one caller, never both.")
-    if inv == "capacity":
+    if inv == Invariant.CAPACITY:
         if sequential and "Interrupted" in message:
             return ("leaking on an exception path (BaseException)", "A BaseException that "
                     "is not an Exception (KeyboardInterrupt, a timeout from another "
@@ -130,7 +131,7 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "count went up on some path and never came back down.", "Check every "
                 "path that reserves a slot: a factory that raises (an Exception or a "
                 "BaseException), put_conn(None), a wait that times out.")
-    if inv == "no-leak":
+    if inv == Invariant.NO_LEAK:
         if sequential and "close() left" in message:
             return ("close() must close what it holds", "close() left idle connections "
                     "open, and nothing will ever hand them out again.", "close() closes "
@@ -140,7 +141,7 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "which the pool lets go of a connection (a full or closed pool, a caller "
                 "that stopped waiting, an error): each must close it or keep it idle.")
     first = message.splitlines()[0] if message else ""
-    if inv == "closed":
+    if inv == Invariant.CLOSED:
         if "wait" in first and "ClosedPoolError" in first:
             return ("close() must wake waiters", "Callers waiting in get_conn when close() "
                     "ran kept waiting: the state changed, but nobody told them.",
@@ -153,7 +154,7 @@ def _concept(result: CheckResult, message: str, strategy: str,
         return ("a closed pool must refuse", "After close(), get_conn must raise "
                 "ClosedPoolError and returned connections must be closed.", "Check the "
                 "closed flag in get_conn (also after every wait) and in put_conn.")
-    if inv == "timeout":
+    if inv == Invariant.TIMEOUT:
         if "before the" in first:
             return ("deadline arithmetic", "EmptyPoolError came before the timeout had "
                     "passed.", "Compute the deadline once; after every wake-up wait only for "
@@ -162,22 +163,22 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "timeout.", "Compute the deadline once, before the loop; every wait inside "
                 "get_conn must be bounded by the time left until it, also after a wake-up "
                 "that found nothing.")
-    if inv == "wakeup":
+    if inv == Invariant.WAKEUP:
         return ("lost wakeup", "A caller kept waiting although a connection or a free slot "
                 "was available: whoever made it available did not wake a waiter.",
                 "Every path that returns a connection or frees a slot (put_conn, "
                 "put_conn(None), a failed connect) must notify; waiters re-check in a loop.")
-    if inv == "deadlock-free":
+    if inv == Invariant.DEADLOCK_FREE:
         return ("a lock that is never released", "A call never returned: the thread waits "
                 "for something no other thread will ever do, typically a lock taken by "
                 "hand and not released on some path.", "Prefer `with lock:` to acquire() "
                 "and release(), and look at the stacks: where is each thread waiting?")
-    if inv == "errors":
+    if inv == Invariant.ERRORS:
         return ("only the contract's errors", "The pool raised an exception the contract "
                 "does not allow, or changed the factory's.", "get_conn raises "
                 "ClosedPoolError, EmptyPoolError (block=True only) or exactly what the "
                 "factory raised; put_conn and close raise nothing.")
-    if inv == "linearizable" and race:
+    if inv == Invariant.LINEARIZABLE and race:
         return ("an outcome no sequential order explains", "The threads got results that "
                 "no one-at-a-time order of their calls could give: a decision was made on "
                 "state that another thread changed in between (check-then-act).", "Every "

@@ -1,7 +1,7 @@
 """Deterministic, replayable interleavings: parallel programs under a controlled scheduler.
 
-Real-thread stress (``stress.parallel``) finds races by luck and cannot replay them. Here
-the same programs run on real threads of which only one runs at a time (``stress.coop``):
+Real-thread stress (``poolcheck.run.parallel``) finds races by luck and cannot replay them. Here
+the same programs run on real threads of which only one runs at a time (``poolcheck.run.coop``):
 every switch point (a line of the pool's own code, an operation on a lock, condition,
 semaphore, event or queue) is a decision, and the decisions that had more than one option
 make up the schedule. A failing schedule replays exactly from its *replay token*.
@@ -34,20 +34,30 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
-
-from stress import linearize
-from stress.coop import ABORTED, CLOCK_START, STALL, Chooser, Option, Point, Scheduler, substituted
-from stress.engine import pool_files, settle_kept
-from stress.history import History
-from stress.judges import history_of_log
-from stress.linearize_report import format_report
-from stress.loading import LoadError, Target, load
-from stress.parallel import LANES, OPS, Program, _Lane, programs
-from stress.recording import CallRecord, Recorder, RecordingFactory
+from poolcheck.errors import LoadError, TokenError
+from poolcheck.judge import linearize
+from poolcheck.judge.judges import history_of_log
+from poolcheck.judge.linearize_report import format_report
+from poolcheck.load.targets import Target, load
+from poolcheck.model import Invariant
+from poolcheck.observe.history import History
+from poolcheck.observe.recording import CallRecord, Recorder, RecordingFactory
+from poolcheck.run.coop import (
+    ABORTED,
+    CLOCK_START,
+    STALL,
+    Chooser,
+    Option,
+    Point,
+    Scheduler,
+    substituted,
+)
+from poolcheck.run.engine import pool_files, settle_kept
+from poolcheck.run.parallel import LANES, OPS, Program, _Lane, programs
+from poolcheck.settings import LINEARIZE_BUDGET, PROGRAM_CONFIGURATIONS, Configuration
 
 BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
 GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
-LINEARIZE_BUDGET = 200_000
 TRAIL_SHOWN = 40
 TOKEN_PREFIX = "pc1."
 EXIT_REPRODUCED, EXIT_NOT_REPRODUCED, EXIT_BAD_TOKEN = 1, 0, 2
@@ -483,10 +493,6 @@ def _size(run: ControlledRun) -> tuple[tuple[int, int, int], int, int]:
 # -- replay tokens ---------------------------------------------------------------------------
 
 
-class TokenError(ValueError):
-    """A replay token that cannot be read; the message is one line."""
-
-
 def make_token(target: Target, program: Program, maxsize: int, block: bool,
                choices: Sequence[int], get_timeout: float = GET_TIMEOUT,
                budget: int = BUDGET) -> str:
@@ -549,14 +555,15 @@ def replay(token: str, target: Target | None = None) -> ControlledRun:
 
 # -- reports ---------------------------------------------------------------------------------
 
-_KINDS = {"deadlock": "deadlock-free", "livelock": "deadlock-free",
-          "errors": "errors", "crash": "errors", "linearizable": "linearizable"}
+_KINDS = {"deadlock": Invariant.DEADLOCK_FREE, "livelock": Invariant.DEADLOCK_FREE,
+          "errors": Invariant.ERRORS, "crash": Invariant.ERRORS,
+          "linearizable": Invariant.LINEARIZABLE}
 # the scheduler could not drive the pool: a real lock or socket blocked (hung), a thread the
 # pool started used a primitive (unmanaged), the program ran past every budget (undecided)
 NO_VERDICT = frozenset({"hung", "unmanaged", "undecided"})
 
 
-def invariant_of(run: ControlledRun) -> str | None:
+def invariant_of(run: ControlledRun) -> Invariant | None:
     return _KINDS.get(run.kind or "")
 
 
@@ -627,7 +634,6 @@ def add_replay_parser(
 
 # -- a whole check ---------------------------------------------------------------------------
 
-CONFIGS = [(1, False), (2, False), (1, True), (2, True)]  # (maxsize, block)
 SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypothesis draws
     Program(("get", "get"), (("put",), ("put",))),
     Program((), (("get",), ("get",))),
@@ -647,7 +653,7 @@ class CheckOutcome:
 
 
 def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
-                 configs: Sequence[tuple[int, bool]] = CONFIGS) -> CheckOutcome:
+                 configs: Sequence[Configuration] = PROGRAM_CONFIGURATIONS) -> CheckOutcome:
     """The small programs under random walk, PCT and a 2-preemption bounded search, then
     Hypothesis-drawn programs, on each configuration, until a failure or ``seconds``."""
     start = time.monotonic()

@@ -29,14 +29,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import model
-from stress.history import Event, History, validate
+from poolcheck import model
+from poolcheck.observe.history import Event, History, validate
+from poolcheck.settings import HISTORY_BUDGET
 
 Verdict = Literal["linearizable", "not linearizable", "undecided"]
 LINEARIZABLE: Verdict = "linearizable"
 NOT_LINEARIZABLE: Verdict = "not linearizable"
 UNDECIDED: Verdict = "undecided"
-DEFAULT_BUDGET = 5_000_000  # model steps: at most about 20 s of search
+DEFAULT_BUDGET = HISTORY_BUDGET
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Run the checks in a child process: the target can crash, hang or print, the grader goes on.
 
-The parent never imports the target. A child process (``python -m stress.isolation``) loads
-it, runs the checks and sends each result back on a pipe of its own; its stdout and stderr
+The parent never imports the target. A child process (``python -I -m poolcheck.app.isolation``)
+loads it, runs the checks and sends each result back on a pipe of its own; its stdout and stderr
 go to another pipe, of which the parent keeps only the tail. The parent gives each group of
 checks a wall-clock limit (a backstop: the watchdogs inside the child come first), and the
 child has a memory limit. If the child dies or overruns, the checks it was running are
@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from stress.checks import CONTROLLED, PARALLEL, CheckResult, Profile, all_checks, reproduce_command
+from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks, reproduce_command
+from poolcheck.settings import Profile
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
 LOAD_LIMIT = 30.0  # seconds to import the target and build nothing yet
@@ -137,11 +138,13 @@ class _Child:
         args = {"spec": spec, "adapter": adapter, "profile": asdict(profile), "seed": seed,
                 "only": only, "record": str(record) if record else None, "fd": write_fd,
                 "memory_mb": memory_mb}
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        # -I: neither the current folder (a learner's pool.py, model.py, poolcheck.py) nor
+        # PYTHON* variables decide what the child imports; poolcheck comes from where it is
+        # installed, the target from its path (or, for a module, the current folder last).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stress.isolation", json.dumps(args)],
+            [sys.executable, "-I", "-m", "poolcheck.app.isolation", json.dumps(args)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,), env=env, start_new_session=True)
+            pass_fds=(write_fd,), start_new_session=True)
         os.close(write_fd)
         self.messages: queue.Queue[Any] = queue.Queue()
         self.tail: collections.deque[bytes] = collections.deque()
@@ -228,9 +231,10 @@ def _child(args: dict[str, Any]) -> None:
         out.flush()
 
     _limit_memory(args["memory_mb"])
-    from stress.checks import run_checks
-    from stress.history import History, dump_history
-    from stress.loading import LoadError, load
+    from poolcheck.errors import LoadError
+    from poolcheck.load.targets import load
+    from poolcheck.observe.history import History, dump_history
+    from poolcheck.run.checks import run_checks
 
     try:
         target = load(args["spec"], args["adapter"])

@@ -5,20 +5,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stress import adapters
+from poolcheck.errors import LoadError
+from poolcheck.load import adapters
 
-DEFAULT_TARGET = "pool:Pool"
+DEFAULT_TARGET = "poolcheck.pool:Pool"
 REQUIRED = ("get_conn", "put_conn")
 LIBRARIES = ("redis", "sqlalchemy", "urllib3")  # what the adapters drive
-
-
-class LoadError(Exception):
-    """The target cannot be checked; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class Target:
     spec: str
     cls: type
     has_close: bool
-    adapter: str = "native"  # a name from stress.adapters.ADAPTERS
+    adapter: str = "native"  # a name from poolcheck.load.adapters.ADAPTERS
 
     @classmethod
     def of(cls, pool_class: type, adapter: str = "auto") -> Target:
@@ -55,9 +53,7 @@ class Target:
 
 
 def load(spec: str | None, adapter: str = "auto") -> Target:
-    if adapter != "auto" and adapter not in adapters.ADAPTERS:
-        raise LoadError(f"unknown adapter {adapter!r} (one of auto, "
-                        f"{', '.join(adapters.ADAPTERS)})")
+    _known_adapter(adapter)
     chosen = adapters.ADAPTERS.get(adapter)
     if not spec:
         spec = chosen.default_target if chosen and chosen.default_target else DEFAULT_TARGET
@@ -75,6 +71,26 @@ def load(spec: str | None, adapter: str = "auto") -> Target:
                 "get_conn(timeout=None) and put_conn(conn) (see CONTRACT.md), or "
                 "_get_conn and _put_conn in urllib3's style")
         chosen = adapters.ADAPTERS[detected]
+    _check_drivable(spec, cls, chosen)
+    return Target(spec, cls, chosen.has_close(cls), chosen.name)
+
+
+def target_of(pool_class: type, adapter: str = "auto") -> Target:
+    """A target for a class already in hand (a script, the pytest plugin), refused for the
+    same reasons ``load`` refuses a TARGET string."""
+    _known_adapter(adapter)
+    target = Target.of(pool_class, adapter)
+    _check_drivable(target.spec, pool_class, adapters.ADAPTERS[target.adapter])
+    return target
+
+
+def _known_adapter(adapter: str) -> None:
+    if adapter != "auto" and adapter not in adapters.ADAPTERS:
+        raise LoadError(f"unknown adapter {adapter!r} (one of auto, "
+                        f"{', '.join(adapters.ADAPTERS)})")
+
+
+def _check_drivable(spec: str, cls: type, chosen: adapters.Adapter) -> None:
     missing = adapters.missing_methods(chosen, cls)
     if missing:
         needs = {"native": "a pool needs get_conn(timeout=None) and put_conn(conn) "
@@ -87,7 +103,6 @@ def load(spec: str | None, adapter: str = "auto") -> Target:
     problem = chosen.signature_problem(cls)
     if problem:
         raise LoadError(f"{spec}: {problem}")
-    return Target(spec, cls, chosen.has_close(cls), chosen.name)
 
 
 def _import(where: str) -> Any:
@@ -104,6 +119,8 @@ def _import(where: str) -> Any:
         sys.path.insert(0, str(path.resolve().parent))  # so it can import its neighbours
         _guarded(lambda: spec.loader.exec_module(module), where)
         return module
+    if os.getcwd() not in sys.path:  # a module of the current folder, found last so that
+        sys.path.append(os.getcwd())  # it shadows nothing installed (the child runs -I)
     return _guarded(lambda: importlib.import_module(where), where)
 
 

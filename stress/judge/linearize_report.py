@@ -12,9 +12,9 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import model
-from stress.history import Event, History
-from stress.linearize import LINEARIZABLE, NOT_LINEARIZABLE, Result
+from poolcheck import model
+from poolcheck.judge.linearize import LINEARIZABLE, NOT_LINEARIZABLE, Result
+from poolcheck.observe.history import Event, History
 
 FAILS = "FAILS"
 NOT_PLACED = "-"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stress.argtypes import positive_int
-from stress.history import HistoryError, load_history
-from stress.linearize import DEFAULT_BUDGET, LINEARIZABLE, NOT_LINEARIZABLE, check
-from stress.linearize_report import format_report, write_html
+from poolcheck.app.argtypes import positive_int
+from poolcheck.errors import HistoryError
+from poolcheck.judge.linearize import DEFAULT_BUDGET, LINEARIZABLE, NOT_LINEARIZABLE, check
+from poolcheck.judge.linearize_report import format_report, write_html
+from poolcheck.observe.history import load_history
 
 EXIT_LINEARIZABLE, EXIT_NOT_LINEARIZABLE, EXIT_MALFORMED, EXIT_UNDECIDED = 0, 1, 2, 3
 

@@ -1,6 +1,6 @@
 """``poolcheck init DIR``: copy the starter kit (a skeleton pool and its exercise sheet) into DIR.
 
-The kit ships inside the package (``stress/starter_kit/``) and is read with
+The kit ships inside the package (``poolcheck.app``'s ``starter_kit/``) and is read with
 ``importlib.resources``, so it is found however poolcheck is installed. A learner's work
 is never overwritten: if any file the kit would write is already in DIR, nothing is
 written and the command exits with status 2 and one line saying which.
@@ -14,7 +14,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-KIT_PACKAGE = "stress"
+KIT_PACKAGE = "poolcheck.app"
 KIT_FOLDER = "starter_kit"
 KIT_FILES = ("pool.py", "EXERCISE.md")  # what init writes, in this order
 FIRST_CHECKS = ("sequential/bound", "sequential/exclusive", "sequential/no-leak",

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from poolcheck.causes import Cause
+from poolcheck.load.targets import load
 from poolcheck.model import Invariant
 from poolcheck.report.explain import checks_json, explain
-from poolcheck.run.checks import CheckResult, Status
+from poolcheck.run.checks import CheckResult, Status, run_checks
+from poolcheck.settings import PROFILES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _result(name: str, status: Status = "failed", message: str = "it broke") -> CheckResult:
@@ -23,12 +31,31 @@ def test_the_same_violation_alone_is_not_called_a_race() -> None:
     assert explanation is not None and explanation.concept == "the limit is not enforced"
 
 
-def test_the_shrunk_program_names_the_path_that_leaked() -> None:
-    capacity = _result("sequential/capacity", message=(
-        "get_conn raised EmptyPoolError with 0 idle and 1 of 2 connections in existence\n"
-        "steps:\n  get_conn(timeout=0.0) -> ConnectFailed\n"))
+def test_the_cause_not_the_wording_chooses_the_concept() -> None:
+    capacity = _result("sequential/capacity", message="no word about the factory here")
+    capacity.cause = Cause.LEAK_ON_FACTORY_ERROR
     explanation = explain(capacity, [capacity])
     assert explanation is not None and explanation.concept == "leaking on an exception path"
+    # a stress round has no shrunk program: the same cause there says nothing of the path
+    stress = _result("stress/capacity")
+    stress.cause = Cause.LEAK_ON_FACTORY_ERROR
+    explanation = explain(stress, [stress])
+    assert explanation is not None and explanation.concept == "a lost slot"
+
+
+@pytest.mark.parametrize("pool,cause,concept", [
+    ("failed_connect_keeps_slot", Cause.LEAK_ON_FACTORY_ERROR, "leaking on an exception path"),
+    ("baseexception_leaks_slot", Cause.LEAK_ON_BASEEXCEPTION,
+     "leaking on an exception path (BaseException)"),
+    ("put_none_forgets_slot", Cause.LEAK_ON_PUT_NONE, "a slot not given back by put_conn(None)"),
+])
+def test_the_shrunk_program_names_the_path_that_leaked(pool: str, cause: Cause,
+                                                         concept: str) -> None:
+    target = load(f"{ROOT}/examples/buggy/{pool}.py:Pool")
+    [result] = run_checks(target, PROFILES["quick"], 1, only=["sequential/capacity"])
+    assert result.status == "failed" and result.cause is cause, result.message
+    explanation = explain(result, [result])
+    assert explanation is not None and explanation.concept == concept
 
 
 def test_passed_checks_need_no_explanation() -> None:

@@ -6,6 +6,7 @@ produces when another thread runs between two stamps.
 
 from __future__ import annotations
 
+from poolcheck.causes import Cause
 from poolcheck.judge.judges import (
     Finding,
     judge,
@@ -82,7 +83,9 @@ def test_timeout_early_and_late() -> None:
     late = round_of([get(0, None, 0.0, 2.5, "EmptyPoolError", timeout=0.1)])
     on_time = round_of([get(0, None, 0.0, 0.1005, "EmptyPoolError", timeout=0.1)])
     assert names(judge_timeout(early)) == ["timeout"]
+    assert judge_timeout(early)[0].cause is Cause.EMPTY_TOO_EARLY
     assert names(judge_timeout(late)) == ["timeout"]
+    assert judge_timeout(late)[0].cause is None  # late: the invariant says it all
     assert judge_timeout(on_time) == []
 
 
@@ -169,6 +172,7 @@ def test_a_waiter_close_did_not_wake_is_closed() -> None:
                       close_call(0, 0.1, 0.11)])
         assert names(judge_closed(r)) == ["closed"]
         assert "did not wake" in judge_closed(r)[0].message
+        assert judge_closed(r)[0].cause is Cause.CLOSE_WOKE_NOBODY
 
 
 def test_a_waiter_woken_by_close_or_begun_after_it_is_no_alarm() -> None:
@@ -184,6 +188,7 @@ def test_a_connection_closed_while_held_is_caught() -> None:
     r = round_of(calls, created={1: 0.05}, closed={1: 0.22})
     assert names(judge_closed(r)) == ["closed"]
     assert "while thread 0 still held it" in judge_closed(r)[0].message
+    assert judge_closed(r)[0].cause is Cause.CLOSED_WHILE_HELD
     # with no close() at all, the pool used a connection a caller holds
     r = round_of([get(0, 1, 0.0, 0.1), put(0, 1, 0.4, 0.5, kept=False)],
                  created={1: 0.05}, closed={1: 0.22})

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from poolcheck.causes import Cause
 from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks, reproduce_command
 from poolcheck.settings import Profile
 
@@ -116,7 +117,8 @@ def _blame(outcome: Outcome, names: list[str], failure: _Failed, seed: int,
     invariants = {c.name: c.invariant for c in all_checks()}
     for name in list(names):
         result = CheckResult(name, invariants[name], failure.status, failure.reason,
-                             reproduce_command(outcome.command_spec, name, seed, profile.name))
+                             reproduce_command(outcome.command_spec, name, seed, profile.name),
+                             cause=Cause.PROCESS_STOPPED)
         outcome.results.append(result)
         if progress:
             progress(result)

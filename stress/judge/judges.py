@@ -8,9 +8,10 @@ threads avoids false alarms. The README explains each one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
+from poolcheck.causes import Cause
 from poolcheck.errors import HistoryError
 from poolcheck.judge import linearize
 from poolcheck.judge.linearize_report import format_report
@@ -29,6 +30,7 @@ class Finding:
     invariant: Invariant
     message: str
     evidence: Evidence | None = None  # the history behind a linearizability finding
+    cause: Cause | None = None  # what the round showed beyond the invariant, if anything
 
 
 Evidence = tuple[History, linearize.Result]
@@ -68,15 +70,18 @@ def _closed_while_held(log: Log) -> list[Finding]:
         if closed_at > first_close:
             found.append(Finding(Invariant.CLOSED, f"the pool closed connection #{conn} while "
                                  f"{who(g.thread)} still held it (after close() was called): "
-                                 "a checked-out connection is closed when it is returned"))
+                                 "a checked-out connection is closed when it is returned",
+                                 cause=Cause.CLOSED_WHILE_HELD))
         else:
             found.append(Finding(Invariant.EXCLUSIVE, f"the pool closed connection #{conn} while "
-                                 f"{who(g.thread)} still held it"))
+                                 f"{who(g.thread)} still held it", cause=Cause.CLOSED_WHILE_HELD))
     return found
 
 
 def judge_errors(r: RoundResult) -> list[Finding]:
-    found = [Finding(Invariant.ERRORS, c.error) for c in r.log.calls if c.error and c.op != "use"]
+    found = [Finding(Invariant.ERRORS, c.error, cause=Cause.NOT_IMPLEMENTED
+                     if c.outcome == NotImplementedError.__name__ else None)
+             for c in r.log.calls if c.error and c.op != "use"]
     if r.construct_error:
         found.append(Finding(Invariant.ERRORS, r.construct_error))
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
@@ -161,16 +166,18 @@ def late_by(timeout: float) -> float:
     return max(LATE_SLACK, timeout)
 
 
-def timing_fault(timeout: float | None, took: float) -> str | None:
+def timing_fault(timeout: float | None, took: float) -> Finding | None:
     """What is wrong with an EmptyPoolError that came after ``took`` s, if anything.
 
     Shared by the sequential machine and the stress judge: one rule, one slack.
     """
     wanted = timeout or 0.0
     if took < wanted - EARLY_SLACK:
-        return f"EmptyPoolError after {took:.4f} s, before the {wanted} s timeout"
+        return Finding(Invariant.TIMEOUT, f"EmptyPoolError after {took:.4f} s, before the "
+                       f"{wanted} s timeout", cause=Cause.EMPTY_TOO_EARLY)
     if took > wanted + late_by(wanted):
-        return f"EmptyPoolError after {took:.2f} s, long after the {wanted} s timeout"
+        return Finding(Invariant.TIMEOUT, f"EmptyPoolError after {took:.2f} s, long after "
+                       f"the {wanted} s timeout")
     return None
 
 
@@ -181,7 +188,7 @@ def judge_timeout(r: RoundResult) -> list[Finding]:
         if c.outcome == "EmptyPoolError" and c.ret is not None:
             fault = timing_fault(c.timeout, c.ret - c.call)
             if fault:
-                return [Finding(Invariant.TIMEOUT, f"{who(c.thread)}: {fault}")]
+                return [replace(fault, message=f"{who(c.thread)}: {fault.message}")]
     return []
 
 
@@ -295,7 +302,7 @@ def judge_closed(r: RoundResult) -> list[Finding]:
                                  f"close() was called, and raised {g.outcome} only "
                                  f"{g.ret - min(ends):.2f} s after close() returned "
                                  "(ClosedPoolError was due at once): close() did not wake "
-                                 "it"))
+                                 "it", cause=Cause.CLOSE_WOKE_NOBODY))
     found += [f for f in _closed_while_held(r.log) if f.invariant == Invariant.CLOSED]
     first_close = min((c.call for c in _ops(r.log, "close")), default=NEVER)
     for conn in r.left_open:
@@ -316,7 +323,7 @@ def judge_no_leak(r: RoundResult) -> list[Finding]:
 
 
 def judge_stall(r: RoundResult) -> list[Finding]:
-    return [Finding(r.stall.invariant, r.stall.message)] if r.stall else []
+    return [Finding(r.stall.invariant, r.stall.message, cause=r.stall.cause)] if r.stall else []
 
 
 def history_of(r: RoundResult) -> History | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from poolcheck.causes import Cause
 from poolcheck.model import Invariant
 from poolcheck.observe.recording import Log
 
@@ -48,6 +49,7 @@ class Stall:
 
     invariant: Invariant  # deadlock-free, wakeup, capacity or closed
     message: str
+    cause: Cause | None = None
 
 
 @dataclass

@@ -169,7 +169,15 @@ def load_history(path: str | Path) -> History:
     OSError (a missing file, say) propagates: it is not a format problem.
     """
     with open(path, "rb") as stream:
-        lines = list(_numbered_lines(stream))
+        return _parse_lines(list(_numbered_lines(stream)))
+
+
+def history_from_lines(lines: Iterable[str]) -> History:
+    """``load_history`` for lines already in hand (as ``history_lines`` writes them)."""
+    return _parse_lines(list(_numbered_lines(line.encode("utf-8") for line in lines)))
+
+
+def _parse_lines(lines: list[tuple[int, str]]) -> History:
     if not lines:
         raise HistoryError(1, f"the file is empty; the first line must be like {_HEADER_EXAMPLE}")
     (first_no, first), *rest = lines
@@ -289,10 +297,14 @@ def _flag(obj: dict[str, Any], name: str, line: int) -> bool:
 
 def dump_history(history: History, path: str | Path) -> None:
     """Write ``history`` in the format ``load_history`` reads."""
+    Path(path).write_text("\n".join(history_lines(history)) + "\n", encoding="utf-8")
+
+
+def history_lines(history: History) -> list[str]:
+    """``history`` as the lines of its JSON Lines file."""
     lines = [json.dumps({"pool": {"maxsize": history.pool.maxsize,
                                   "block": history.pool.block}})]
-    lines += [json.dumps(_event_json(e)) for e in history.events]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lines + [json.dumps(_event_json(e)) for e in history.events]
 
 
 def _event_json(e: Event) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 Written for learners, read next to the report. The concept is chosen from what this run
 showed, never from the pool's name: whether the same invariant also broke with one caller
-at a time (then it is not a race), what the shrunk sequential program did (a factory that
-raised, ``put_conn(None)``), and what the message says (waiters left waiting, an error
-too early). The hints point at where to look, not at the code to write.
+at a time (then it is not a race), and the cause the run named (``poolcheck.causes``: a
+factory that raised in the shrunk program, waiters close() left waiting, an error too
+early), never the wording of a message. The hints point at where to look, not at the code
+to write.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from poolcheck.causes import Cause
 from poolcheck.model import Invariant
 from poolcheck.run.checks import CheckResult
 
@@ -55,39 +57,78 @@ def explain(result: CheckResult, results: list[CheckResult]) -> Explanation | No
     any_alone = any(r.status == "failed" for r in results if r.name.startswith("sequential/"))
     race = strategy != "sequential" and "failed" not in same_alone and (
         result.invariant != Invariant.LINEARIZABLE or not any_alone)
-    concept, about, hint = _concept(result, message, strategy, race)
+    concept, about, hint = _concept(result, strategy, race)
     return Explanation(what, concept, about, hint, _where(message))
 
 
-def _concept(result: CheckResult, message: str, strategy: str,
-             race: bool) -> tuple[str, str, str]:
+# What a cause means, whatever the invariant: (concept, about, hint).
+_BY_CAUSE: dict[Cause, tuple[str, str, str]] = {
+    Cause.PROCESS_STOPPED: (
+        "the pool's process stopped", "The checks run your pool in a separate process, and "
+        "it crashed, exited or ran out of time or memory.",
+        "Run the reproduce command and look at the last output shown."),
+    Cause.NOT_EXERCISED: (
+        "nothing to check yet", "get_conn never handed out a connection, so this property "
+        "could not be observed.", "Make get_conn return connections first; the errors check "
+        "says what it raised instead."),
+    Cause.NOT_IMPLEMENTED: (
+        "not written yet", "Part of the pool is still missing.",
+        "Finish the step of the exercise this check belongs to."),
+    Cause.CANNOT_DRIVE: (
+        "beyond the controlled scheduler", "The pool blocked on something the scheduler does "
+        "not control (a lock or queue from another module, a thread the pool started), so "
+        "this check cannot drive it; the other checks still judge it.",
+        "Nothing to fix for this check alone."),
+    Cause.NOT_COMPLETED: (
+        "not completed", "This check could not finish because the pool hangs.",
+        "Fix the hang first (the deadlock-free or timeout check says where)."),
+    Cause.CLOSED_WHILE_HELD: (
+        "closing a connection a caller holds", "The pool closed a connection that a caller "
+        "had checked out and was still using.", "close() closes only the idle connections; "
+        "one that is checked out is closed when it comes back, in put_conn."),
+    Cause.LEAK_ON_BASEEXCEPTION: (
+        "leaking on an exception path (BaseException)", "A BaseException that is not an "
+        "Exception (KeyboardInterrupt, a timeout from another library) went through the "
+        "pool and the slot it had reserved was never given back.", "`except Exception` does "
+        "not see it: give the slot back in a `finally` or `except BaseException` that "
+        "re-raises."),
+    Cause.LEAK_ON_FACTORY_ERROR: (
+        "leaking on an exception path", "The connection factory raised and the slot "
+        "reserved for that connection was never given back.", "Whatever the factory raises, "
+        "the reservation must be undone before the error leaves get_conn."),
+    Cause.LEAK_ON_PUT_NONE: (
+        "a slot not given back by put_conn(None)", "A caller that closed a broken "
+        "connection returned its slot with put_conn(None), and the pool did not count it as "
+        "free.", "put_conn(None) means: one fewer connection exists, the slot is free again, "
+        "and a waiter may use it."),
+    Cause.CLOSE_LEFT_IDLE_OPEN: (
+        "close() must close what it holds", "close() left idle connections open, and "
+        "nothing will ever hand them out again.", "close() closes every idle connection; "
+        "those checked out are closed when returned."),
+    Cause.CLOSE_WOKE_NOBODY: (
+        "close() must wake waiters", "Callers waiting in get_conn when close() ran kept "
+        "waiting: the state changed, but nobody told them.", "After close() changes the "
+        "state, wake every waiter so each one looks again and raises ClosedPoolError."),
+    Cause.EMPTY_TOO_EARLY: (
+        "deadline arithmetic", "EmptyPoolError came before the timeout had passed.",
+        "Compute the deadline once; after every wake-up wait only for the time left, and "
+        "give up only when it has passed."),
+}
+# Causes a sequential run shows only with one caller at a time: said only of a
+# sequential check (a stress round's capacity failure has no shrunk program to read).
+_SEQUENTIAL_ONLY = frozenset({Cause.LEAK_ON_BASEEXCEPTION, Cause.LEAK_ON_FACTORY_ERROR,
+                              Cause.LEAK_ON_PUT_NONE, Cause.CLOSE_LEFT_IDLE_OPEN})
+
+
+def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, str]:
+    cause = result.cause
+    if result.status == "timeout":
+        cause = Cause.PROCESS_STOPPED
+    elif result.status == "error" and cause is None:
+        cause = Cause.NOT_COMPLETED
+    if cause is not None and (strategy == "sequential" or cause not in _SEQUENTIAL_ONLY):
+        return _BY_CAUSE[cause]
     inv = result.invariant
-    if result.status == "timeout" or "the process running the pool" in message:
-        return ("the pool's process stopped", "The checks run your pool in a separate "
-                "process, and it crashed, exited or ran out of time or memory.",
-                "Run the reproduce command and look at the last output shown.")
-    if message.startswith("not exercised"):
-        return ("nothing to check yet", "get_conn never handed out a connection, so this "
-                "property could not be observed.", "Make get_conn return connections "
-                "first; the errors check says what it raised instead.")
-    if "not implemented" in message or "NotImplementedError" in message:
-        return ("not written yet", "Part of the pool is still missing.",
-                "Finish the step of the exercise this check belongs to.")
-    if result.status == "error" and "scheduler" in message:
-        return ("beyond the controlled scheduler", "The pool blocked on something the "
-                "scheduler does not control (a lock or queue from another module, a "
-                "thread the pool started), so this check cannot drive it; the other checks "
-                "still judge it.",
-                "Nothing to fix for this check alone.")
-    if result.status == "error":
-        return ("not completed", "This check could not finish because the pool hangs.",
-                "Fix the hang first (the deadlock-free or timeout check says where).")
-    sequential = strategy == "sequential"
-    if message and "the pool closed connection" in message.splitlines()[0]:
-        return ("closing a connection a caller holds", "The pool closed a connection that "
-                "a caller had checked out and was still using.", "close() closes only the "
-                "idle connections; one that is checked out is closed when it comes back, "
-                "in put_conn.")
     if inv == Invariant.BOUND:
         if race:
             return ("check-then-act", "Two callers both saw room for one more connection "
@@ -111,42 +152,16 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "Follow one connection: at any moment it is either idle in the pool or "
                 "held by one caller, never both.")
     if inv == Invariant.CAPACITY:
-        if sequential and "Interrupted" in message:
-            return ("leaking on an exception path (BaseException)", "A BaseException that "
-                    "is not an Exception (KeyboardInterrupt, a timeout from another "
-                    "library) went through the pool and the slot it had reserved was never "
-                    "given back.", "`except Exception` does not see it: give the slot back "
-                    "in a `finally` or `except BaseException` that re-raises.")
-        if sequential and "ConnectFailed" in message:
-            return ("leaking on an exception path", "The connection factory raised and "
-                    "the slot reserved for that connection was never given back.",
-                    "Whatever the factory raises, the reservation must be undone before the "
-                    "error leaves get_conn.")
-        if sequential and "put_conn(None)" in message:
-            return ("a slot not given back by put_conn(None)", "A caller that closed a "
-                    "broken connection returned its slot with put_conn(None), and the pool "
-                    "did not count it as free.", "put_conn(None) means: one fewer "
-                    "connection exists, the slot is free again, and a waiter may use it.")
         return ("a lost slot", "The pool can no longer hand out maxsize connections: its "
                 "count went up on some path and never came back down.", "Check every "
                 "path that reserves a slot: a factory that raises (an Exception or a "
                 "BaseException), put_conn(None), a wait that times out.")
     if inv == Invariant.NO_LEAK:
-        if sequential and "close() left" in message:
-            return ("close() must close what it holds", "close() left idle connections "
-                    "open, and nothing will ever hand them out again.", "close() closes "
-                    "every idle connection; those checked out are closed when returned.")
         return ("a leaked connection", "A connection the pool made stayed open although "
                 "nobody holds it and the pool does not keep it.", "Follow every path on "
                 "which the pool lets go of a connection (a full or closed pool, a caller "
                 "that stopped waiting, an error): each must close it or keep it idle.")
-    first = message.splitlines()[0] if message else ""
     if inv == Invariant.CLOSED:
-        if "wait" in first and "ClosedPoolError" in first:
-            return ("close() must wake waiters", "Callers waiting in get_conn when close() "
-                    "ran kept waiting: the state changed, but nobody told them.",
-                    "After close() changes the state, wake every waiter so each one looks "
-                    "again and raises ClosedPoolError.")
         if race:
             return ("check-then-act with close()", "A decision about 'open or closed' was "
                     "made on a value read before close() ran.", "Read the closed flag and "
@@ -155,10 +170,6 @@ def _concept(result: CheckResult, message: str, strategy: str,
                 "ClosedPoolError and returned connections must be closed.", "Check the "
                 "closed flag in get_conn (also after every wait) and in put_conn.")
     if inv == Invariant.TIMEOUT:
-        if "before the" in first:
-            return ("deadline arithmetic", "EmptyPoolError came before the timeout had "
-                    "passed.", "Compute the deadline once; after every wake-up wait only for "
-                    "the time left, and give up only when it has passed.")
         return ("a wait that ignores its timeout", "get_conn waited far longer than its "
                 "timeout.", "Compute the deadline once, before the loop; every wait inside "
                 "get_conn must be bounded by the time left until it, also after a wake-up "

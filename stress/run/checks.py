@@ -13,6 +13,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
+from poolcheck.causes import Cause
 from poolcheck.judge.judges import Evidence
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
@@ -48,6 +49,7 @@ class CheckResult:
     seconds: float = 0.0  # this check's time; checks that share one run share its time
     evidence: Evidence | None = None  # the failing history, for --html
     found_after: float | None = None  # a shared stress run: when this violation showed
+    cause: Cause | None = None  # what the run showed beyond the invariant, if anything
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -55,6 +57,8 @@ class CheckResult:
             "message": self.message, "reproduce": self.reproduce, "seconds": self.seconds}
         if self.found_after is not None:
             out["found_after"] = self.found_after
+        if self.cause is not None:
+            out["cause"] = self.cause
         return out
 
 
@@ -68,6 +72,7 @@ class Check:
 
 PARALLEL = Check("parallel/linearizable", Invariant.LINEARIZABLE)
 CONTROLLED = Check("controlled/linearizable", Invariant.LINEARIZABLE, default=False)
+NO_CLOSE = "not implemented: the pool has no close() method"
 NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this check "
                  "tested nothing (the pool must hand out connections before it can keep "
                  "the contract)")
@@ -154,7 +159,8 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
         return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "error",
                            "not completed: the scheduler could not drive this pool (a lock, "
                            "queue or thread outside its control), which says nothing about "
-                           f"the pool\n{failure.message}", reproduce, seconds)
+                           f"the pool\n{failure.message}", reproduce, seconds,
+                           cause=Cause.CANNOT_DRIVE)
     evidence = ((failure.history, failure.result)
                 if failure.history is not None and failure.result is not None else None)
     return CheckResult(CONTROLLED.name, controlled.invariant_of(failure) or Invariant.LINEARIZABLE,
@@ -176,22 +182,25 @@ def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[
     for check in checks:
         reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
         found_after: float | None = None
+        cause: Cause | None = None
         if check.needs_close and not target.has_close:
             status: Status = "failed"
-            message = "not implemented: the pool has no close() method"
+            message, cause = NO_CLOSE, Cause.NOT_IMPLEMENTED
         elif check.invariant in run.failures:
             status, message = "failed", run.failures[check.invariant]
             found_after = run.found_at[check.invariant]
+            cause = run.causes.get(check.invariant)
         elif run.stalled and check.invariant != Invariant.DEADLOCK_FREE:
             status, message = "error", "not completed: the pool hangs (see deadlock-free)"
+            cause = Cause.NOT_COMPLETED
         elif not run.handed_out and check.invariant != Invariant.ERRORS:
-            status, message = "failed", NOT_EXERCISED
+            status, message, cause = "failed", NOT_EXERCISED, Cause.NOT_EXERCISED
         else:
             status, message = "passed", (f"no violation in {run.rounds} rounds "
                                          f"({run.calls} calls, 8 threads)")
         results.append(CheckResult(check.name, check.invariant, status, message, reproduce,
                                    seconds, run.evidence.get(check.invariant),
-                                   found_after))
+                                   found_after, cause))
     return results
 
 
@@ -222,10 +231,10 @@ def run_parallel_check(target: Target, profile: Profile, seed: int,
     if found.hang is not None:
         return CheckResult(PARALLEL.name, PARALLEL.invariant, "error",
                            f"not completed: the pool hangs (see deadlock-free)\n{found.hang}",
-                           reproduce, seconds)
+                           reproduce, seconds, cause=Cause.NOT_COMPLETED)
     if not found.handed_out:
         return CheckResult(PARALLEL.name, PARALLEL.invariant, "failed", NOT_EXERCISED,
-                           reproduce, seconds)
+                           reproduce, seconds, cause=Cause.NOT_EXERCISED)
     return CheckResult(PARALLEL.name, PARALLEL.invariant, "passed",
                        f"no violation in {found.programs} parallel programs "
                        f"({found.runs} runs of 1 to {parallel.LANES + 1} threads)",
@@ -236,11 +245,12 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
              session: Session) -> CheckResult:
     reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
 
-    def result(status: Status, message: str) -> CheckResult:
-        return CheckResult(check.name, check.invariant, status, message, reproduce)
+    def result(status: Status, message: str, cause: Cause | None = None) -> CheckResult:
+        return CheckResult(check.name, check.invariant, status, message, reproduce,
+                           cause=cause)
 
     if check.needs_close and not target.has_close:
-        return result("failed", "not implemented: the pool has no close() method")
+        return result("failed", NO_CLOSE, Cause.NOT_IMPLEMENTED)
     handed_out = session.handed_out
     with Watchdog() as watchdog:
         for maxsize, block in (c for c in CONFIGURATIONS if c[1] in target.modes):
@@ -256,7 +266,7 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
                 if failure is not None or session.avoid == avoided or session.hang is not None:
                     break
             if failure is not None:
-                return result("failed", failure)
+                return result("failed", failure.message, failure.cause)
     slow = session.slow_get
     if slow is not None and check.invariant in slow.invariants:
         return result("failed", slow.describe("waited past its timeout", "waiting"))
@@ -265,9 +275,9 @@ def _run_one(check: Check, target: Target, profile: Profile, seed: int,
         if check.invariant in hang.invariants:
             return result("failed", hang.describe("hung", "hung"))
         return result("error", "not completed: the pool hangs (see "
-                      f"{', '.join(sorted(hang.invariants))})")
+                      f"{', '.join(sorted(hang.invariants))})", Cause.NOT_COMPLETED)
     if session.handed_out == handed_out and check.invariant != Invariant.ERRORS:
-        return result("failed", NOT_EXERCISED)
+        return result("failed", NOT_EXERCISED, Cause.NOT_EXERCISED)
     return result("passed", "no violation found")
 
 
@@ -276,7 +286,7 @@ run_machine: Callable[..., None] = run_state_machine_as_test
 
 
 def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile: Profile,
-                 seed: int, session: Session, watchdog: Watchdog) -> str | None:
+                 seed: int, session: Session, watchdog: Watchdog) -> Violation | None:
     machine = hypothesis_seed(seed)(
         machine_for(target, maxsize, block, focus, session, watchdog))
     config = settings(
@@ -297,14 +307,15 @@ def _run_machine(target: Target, maxsize: int, block: bool, focus: str, profile:
             run_machine(machine, settings=config)
     except Violation as v:
         # raised by the replay of the shrunk program: its trail is the smallest program
-        return v.message
+        return v
     except Flaky as exc:
         first = next(_violations(exc), None)
         if first is None:
             if session.hang is not None or session.avoid != avoided:
                 return None  # the hang changed what the replays did; it is reported
             raise
-        return f"{first.message}\n(seen once; it did not recur when re-run)"
+        return Violation(first.invariant, f"{first.message}\n(seen once; it did not recur "
+                         "when re-run)", first.cause)
     return None
 
 

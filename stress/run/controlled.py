@@ -25,7 +25,7 @@ import random
 import sys
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from poolcheck.run.coop import (
 )
 from poolcheck.run.engine import pool_files, settle_kept
 from poolcheck.run.parallel import LANES, OPS, Program, _Lane, programs
+from poolcheck.run.shrink import shrink_greedily
 from poolcheck.settings import LINEARIZE_BUDGET, PROGRAM_CONFIGURATIONS, Configuration
 
 BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
@@ -454,24 +455,20 @@ def minimize(run: ControlledRun, attempts: int = 400, seconds: float = 20.0) -> 
     thread goes on), keeping every change after which the run still fails the same way."""
     if run.no_verdict:
         return run
-    best = run
-    changed = True
-    until = time.monotonic() + seconds
-    while changed and attempts > 0:
-        changed = False
-        i = len(best.choices) - 1
-        while i >= 0 and attempts > 0 and time.monotonic() < until:
+
+    def simpler(best: ControlledRun) -> Iterator[tuple[ControlledRun, list[int]]]:
+        for i in reversed(range(len(best.choices))):  # the last switches first
             if best.choices[i]:
-                candidate = [*best.choices[:i], 0, *best.choices[i + 1:]]
-                attempts -= 1
-                again = run_controlled(best.target, best.program, best.maxsize, best.block,
-                                       Replay(candidate), best.budget,
-                                       get_timeout=best.get_timeout)
-                if again.kind == best.kind and _preemptions(again) <= _preemptions(best):
-                    best, changed = again, True
-                    i = min(i, len(best.choices))
-            i -= 1
-    return best
+                yield best, [*best.choices[:i], 0, *best.choices[i + 1:]]
+
+    def fails(candidate: tuple[ControlledRun, list[int]]) -> ControlledRun | None:
+        best, choices = candidate
+        again = run_controlled(best.target, best.program, best.maxsize, best.block,
+                               Replay(choices), best.budget, get_timeout=best.get_timeout)
+        same = again.kind == best.kind and _preemptions(again) <= _preemptions(best)
+        return again if same else None
+
+    return shrink_greedily(run, simpler, fails, time.monotonic() + seconds, attempts)
 
 
 def _preemptions(run: ControlledRun) -> int:

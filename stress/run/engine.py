@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from poolcheck.causes import Cause
 from poolcheck.judge.judges import late_by
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
@@ -312,7 +313,7 @@ def _diagnose(probe: _Worker, spec: RoundSpec, threads: list[threading.Thread],
         return Stall(Invariant.CLOSED,
                      f"close() returned {now - min(closes):.1f} s ago, yet threads "
                      f"{stuck} still wait in get_conn instead of raising ClosedPoolError\n"
-                     f"{stacks}")
+                     f"{stacks}", cause=Cause.CLOSE_WOKE_NOBODY)
     if spec.block and waits and len(waits) == len(stuck) and not any(w.held for w in workers):
         # Every stuck thread waits in get_conn and nobody holds a connection: the pool
         # has what they need, unless it lost it. Ask it once more, from here.
@@ -477,7 +478,8 @@ def _close_probe(probe: _Worker, spec: RoundSpec, recorder: Recorder,
     thread.join(WAKEUP_WAIT + STALL)
     if thread.is_alive():
         result.stall = Stall(Invariant.CLOSED, "a get_conn(timeout=1) waiting when close() was "
-                             f"called did not return within {WAKEUP_WAIT + STALL:g} s")
+                             f"called did not return within {WAKEUP_WAIT + STALL:g} s",
+                             cause=Cause.CLOSE_WOKE_NOBODY)
         return False
     return True
 

@@ -42,6 +42,7 @@ from poolcheck.observe.history import History
 from poolcheck.observe.recording import ConnectFailed, Recorder, RecordingFactory
 from poolcheck.observe.watchdog import Hung, Watchdog
 from poolcheck.run.engine import _Worker, _yielding_tracer, pool_files, provoked_races, settle_kept
+from poolcheck.run.shrink import shrink_greedily
 from poolcheck.settings import LINEARIZE_BUDGET, PROGRAM_LIMIT
 
 OPS = ("get", "put", "discard", "fail", "close")
@@ -321,17 +322,15 @@ def _minimise(target: Target, maxsize: int, block: bool, runs: int, rng: random.
     recur in time: try each one-step-simpler program up to ``runs`` times, keep the first
     that fails, until none does or the deadline passes."""
     assert found.failure is not None
-    current = found.failure.program
-    while time.monotonic() < deadline:
-        for candidate in smaller(current):
-            if len(candidate.branches) < 2:
-                continue  # no race without two threads
-            if _fails(target, candidate, maxsize, block, runs, rng, deadline, found,
-                      watchdog):
-                current = candidate
-                break
-        else:
-            return
+
+    def simpler(program: Program) -> list[Program]:
+        return [c for c in smaller(program) if len(c.branches) >= 2]  # a race needs two
+
+    def fails(program: Program) -> Program | None:
+        return program if _fails(target, program, maxsize, block, runs, rng, deadline,
+                                 found, watchdog) else None
+
+    shrink_greedily(found.failure.program, simpler, fails, deadline)
 
 
 def _fails(target: Target, program: Program, maxsize: int, block: bool, runs: int,

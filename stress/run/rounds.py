@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
+from poolcheck.causes import Cause
 from poolcheck.judge.judges import Evidence, Finding, history_of, judge
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
@@ -14,9 +15,11 @@ from poolcheck.observe.facts import RoundResult, RoundSpec
 from poolcheck.observe.history import History
 from poolcheck.observe.watchdog import Watchdog
 from poolcheck.run.engine import run_round
+from poolcheck.run.shrink import shrink_greedily
 
 THREADS = 8
 OPS = 30
+SHRINK_TRIES = 5  # seeds a smaller round gets to show the race again
 MAX_STALLS = 2  # each costs a stall period; more would only repeat the same news
 
 
@@ -26,9 +29,10 @@ class StressRun:
     calls: int = 0
     handed_out: int = 0  # successful get_conn calls
     stalled: bool = False
-    failures: dict[str, str] = field(default_factory=dict)  # invariant -> report
-    found_at: dict[str, float] = field(default_factory=dict)  # invariant -> seconds to find
-    evidence: dict[str, Evidence] = field(default_factory=dict)  # invariant -> history
+    failures: dict[Invariant, str] = field(default_factory=dict)  # invariant -> report
+    found_at: dict[Invariant, float] = field(default_factory=dict)  # ... -> seconds to find
+    evidence: dict[Invariant, Evidence] = field(default_factory=dict)  # ... -> history
+    causes: dict[Invariant, Cause] = field(default_factory=dict)  # ... -> cause, if known
 
 
 def round_seed(seed: int, index: int) -> int:
@@ -81,6 +85,8 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
                     run.failures[finding.invariant] = _report(target, result, finding, smaller)
                     if finding.evidence is not None:
                         run.evidence[finding.invariant] = finding.evidence
+                    if finding.cause is not None:
+                        run.causes[finding.invariant] = finding.cause
             if on_round:
                 on_round(run)
             if stalls >= MAX_STALLS:
@@ -95,30 +101,22 @@ def _shrink(target: Target, spec: RoundSpec, finding: Finding, watchdog: Watchdo
     A race may not recur at once, so each candidate gets several tries with its programs.
     Stalls are not shrunk: every try would cost a stall period.
     """
-    deadline = time.monotonic() + seconds
-    best: RoundSpec | None = None
-    current = spec
-    while time.monotonic() < deadline:
-        candidates = [replace(current, threads=max(2, current.threads // 2)),
-                      replace(current, ops=max(2, current.ops // 2))]
-        candidates = [c for c in candidates if c != current]
-        improved = False
-        for candidate in candidates:
-            for attempt in range(5):
-                if time.monotonic() >= deadline:
-                    return best
-                trial = replace(candidate, seed=zlib.crc32(repr((candidate, attempt)).encode()))
-                result = run_round(target, trial, watchdog)
-                if result.stall is None and any(
-                        f.invariant == finding.invariant for f in judge(result)):
-                    best = current = trial
-                    improved = True
-                    break
-            if improved:
-                break
-        if not improved:
-            break
-    return best
+    def simpler(current: RoundSpec) -> Iterator[RoundSpec]:
+        for candidate in (replace(current, threads=max(2, current.threads // 2)),
+                          replace(current, ops=max(2, current.ops // 2))):
+            if candidate != current:
+                for attempt in range(SHRINK_TRIES):
+                    yield replace(candidate,
+                                  seed=zlib.crc32(repr((candidate, attempt)).encode()))
+
+    def fails(trial: RoundSpec) -> RoundSpec | None:
+        result = run_round(target, trial, watchdog)
+        same = result.stall is None and any(
+            f.invariant == finding.invariant for f in judge(result))
+        return trial if same else None
+
+    best = shrink_greedily(spec, simpler, fails, time.monotonic() + seconds)
+    return None if best is spec else best
 
 
 def _report(target: Target, result: RoundResult, finding: Finding,

@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from poolcheck import model
+from poolcheck.causes import Cause
 from poolcheck.judge.judges import timing_fault
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
@@ -38,10 +39,11 @@ ANY = "*"  # focus on every invariant at once: the first violation fails the run
 class Violation(AssertionError):
     """The pool broke ``invariant``; the message says how, with the steps that led there."""
 
-    def __init__(self, invariant: Invariant, message: str) -> None:
+    def __init__(self, invariant: Invariant, message: str, cause: Cause | None = None) -> None:
         super().__init__(f"[{invariant}] {message}")
         self.invariant = invariant
         self.message = message
+        self.cause = cause
 
 
 @dataclass
@@ -88,6 +90,9 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             self.state = model.initial(maxsize, block)
             self.held: list[RecordingConnection] = []
             self.steps: list[str] = []
+            # what this program did that can leak a slot, in the order the explanation
+            # prefers: a capacity violation names the first of these the program did
+            self.slot_risks: set[Cause] = set()
             # a machine drawn before a slow get changed `avoid` would only hang again
             self.derailed = session.hang is not None or session.avoid != avoided
             self.pool: Any = None
@@ -127,10 +132,13 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 self.derailed = True
                 raise _Derailed() from None
 
-        def _violated(self, invariant: Invariant, message: str) -> None:
+        def _violated(self, invariant: Invariant, message: str,
+                      cause: Cause | None = None) -> None:
             if focus in (invariant, ANY):
                 self.derailed = True  # teardown must not pile a second failure on this one
-                raise Violation(invariant, message + self._trail())
+                if cause is None and invariant == Invariant.CAPACITY:
+                    cause = next((c for c in SLOT_RISKS if c in self.slot_risks), None)
+                raise Violation(invariant, message + self._trail(), cause)
             self.derailed = True
             raise _Derailed()
 
@@ -172,7 +180,8 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 kind = contract_error(exc, self.factory)
                 self._note(type(exc).__name__)
                 if kind is None:
-                    self._violated(Invariant.ERRORS, f"get_conn raised {type(exc).__name__}: {exc}")
+                    self._violated(Invariant.ERRORS, f"get_conn raised {type(exc).__name__}: {exc}",
+                                   _not_implemented(exc))
                     return
                 if kind == model.EMPTY and block:  # block=False: the model rejects it
                     self._check_timing(effective, elapsed)
@@ -197,7 +206,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
         def _check_timing(self, timeout: float | None, elapsed: float) -> None:
             fault = timing_fault(timeout, elapsed)
             if fault:
-                self._violated(Invariant.TIMEOUT, fault)
+                self._violated(fault.invariant, fault.message, fault.cause)
 
         # block=True gets always have a finite timeout (None: the pool's): a pool that lost
         # a slot then raises EmptyPoolError (a capacity violation the model names) instead
@@ -227,6 +236,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 return
             conn = self.held.pop(index % len(self.held))
             conn.close()
+            self.slot_risks.add(Cause.LEAK_ON_PUT_NONE)
 
             def give_back() -> None:
                 self._call_quietly(lambda: self.pool.put_conn(None),
@@ -248,13 +258,16 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             left_open = sorted(c.id for c in self.factory.created if c.id in idle and not c.closed)
             if left_open:
                 self._violated(Invariant.NO_LEAK, "close() left idle connection(s) "
-                               f"{', '.join(f'#{i}' for i in left_open)} open")
+                               f"{', '.join(f'#{i}' for i in left_open)} open",
+                               Cause.CLOSE_LEFT_IDLE_OPEN)
 
         @rule(kind=st.sampled_from([ConnectFailed, Interrupted]))
         def factory_fails_next(self, kind: type[BaseException]) -> None:
             if not self.derailed:
                 self.factory.fail_next = 1
                 self.factory.fail_with = kind
+                self.slot_risks.add(Cause.LEAK_ON_BASEEXCEPTION if kind is Interrupted
+                                    else Cause.LEAK_ON_FACTORY_ERROR)
                 self.steps.append(f"(the factory will raise {kind.__name__} on its next call)")
 
         def _call_quietly(self, fn: Any, what: str) -> None:
@@ -264,7 +277,8 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 raise
             except BaseException as exc:
                 self._note(type(exc).__name__)
-                self._violated(Invariant.ERRORS, f"{what} raised {type(exc).__name__}: {exc}")
+                self._violated(Invariant.ERRORS, f"{what} raised {type(exc).__name__}: {exc}",
+                               _not_implemented(exc))
 
         def _guard(self, fn: Any) -> None:
             with contextlib.suppress(_Derailed):
@@ -282,7 +296,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                     which, "the pool closed connection(s) {} while the caller still held "
                     "them{}".format(", ".join(f"#{i}" for i in shut),
                                     " (close() must close them when they are returned)"
-                                    if self.state.closed else "")))
+                                    if self.state.closed else ""), Cause.CLOSED_WHILE_HELD))
 
         @invariant()
         def nothing_lost(self) -> None:
@@ -327,6 +341,13 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
     PoolMachine.__name__ = PoolMachine.__qualname__ = (
         f"{target.cls.__name__}_maxsize{maxsize}_{'block' if block else 'nonblock'}")
     return PoolMachine
+
+
+SLOT_RISKS = (Cause.LEAK_ON_BASEEXCEPTION, Cause.LEAK_ON_FACTORY_ERROR, Cause.LEAK_ON_PUT_NONE)
+
+
+def _not_implemented(exc: BaseException) -> Cause | None:
+    return Cause.NOT_IMPLEMENTED if isinstance(exc, NotImplementedError) else None
 
 
 class _Derailed(Exception):

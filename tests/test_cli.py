@@ -137,3 +137,16 @@ def test_html_without_a_failing_history_says_so(tmp_path: Path,
     page = tmp_path / "p.html"
     assert main(["check", "--seed", "1", "--html", str(page), *FAST]) == 0
     assert not page.exists() and "no failing history to draw" in capsys.readouterr().err
+
+
+def test_exitfirst_stops_at_the_first_failure(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    spec = f"{ROOT}/examples/buggy/nonblock_keeps_all.py:Pool"
+    args = ["check", spec, "--seed", "1", "--json", str(out), "--check", "sequential/bound",
+            "--check", "sequential/exclusive", "--check", "sequential/no-leak"]
+    assert main([*args, "-x"]) == 1
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "fail"
+    assert [(c["name"], c["status"]) for c in doc["checks"]] == [("sequential/bound", "failed")]
+    assert main(args) == 1  # without -x the others run too
+    assert len(json.loads(out.read_text())["checks"]) == 3

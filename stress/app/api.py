@@ -15,6 +15,7 @@ from typing import overload
 from poolcheck.errors import LoadError, UsageError
 from poolcheck.load.targets import Target, load, target_of
 from poolcheck.run.checks import CheckResult, all_checks, run_checks
+from poolcheck.run.checks import verdict as verdict_of
 from poolcheck.settings import PROFILES
 
 
@@ -30,7 +31,7 @@ class Results(Sequence[CheckResult]):
     @property
     def passed(self) -> bool:
         """Every check passed (and at least one ran)."""
-        return bool(self.results) and all(r.status == "passed" for r in self.results)
+        return verdict_of(self.results) == "pass"
 
     @property
     def failed(self) -> list[CheckResult]:

@@ -26,6 +26,7 @@ from poolcheck.load.adapters import ADAPTERS as ADAPTER_KINDS
 from poolcheck.load.targets import load
 from poolcheck.report.explain import checks_json, explain
 from poolcheck.run.checks import STRESS_INVARIANTS, CheckResult, all_checks
+from poolcheck.run.checks import verdict as verdict_of
 from poolcheck.run.controlled import add_replay_parser
 from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.settings import PROFILES
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--check", action="append", dest="only", metavar="NAME",
                        choices=[c.name for c in all_checks()],
                        help="run only this check (repeatable)")
+    check.add_argument("-x", "--exitfirst", action="store_true",
+                       help="stop at the first check that does not pass (the checks not yet "
+                            "run are left out of the report)")
     check.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     check.add_argument("--gradescope", type=Path, metavar="PATH",
                        help="write a Gradescope results.json")
@@ -185,13 +189,13 @@ def _check(args: argparse.Namespace) -> int:
                                + ("" if r.found_after is None else
                                   f" (found after {r.found_after:.1f} s of stress rounds)"),
                                file=err),
-                           record=args.record,
+                           record=args.record, exit_first=args.exitfirst,
                            loaded=lambda name: print(f"poolcheck: checking {name} (profile "
                                                      f"{profile.name}, seed {seed})", file=err))
     if outcome.load_error is not None:
         return _usage_error(args, spec, seed, outcome.load_error)
     results = outcome.results
-    verdict = "fail" if any(r.status != "passed" for r in results) else "pass"
+    verdict = verdict_of(results)
     _print_report(outcome.command_spec, seed, results)
     _write_outputs(args, spec, seed, verdict, results)
     if args.record:

@@ -22,6 +22,7 @@ from poolcheck.app.config import Grading
 from poolcheck.app.isolation import run_isolated
 from poolcheck.report.explain import checks_json, explain
 from poolcheck.run.checks import CheckResult, derive_seed
+from poolcheck.run.checks import verdict as verdict_of
 from poolcheck.settings import Profile
 
 
@@ -99,7 +100,7 @@ def grade(submission: Submission, adapter: str, profile: Profile, seed: int,
     outcome = run_isolated(submission.spec, adapter, profile, seed, chosen)
     if outcome.load_error is not None:
         return Graded(submission, seed, "error", error=outcome.load_error, config=config)
-    verdict = "fail" if any(r.status != "passed" for r in outcome.results) else "pass"
+    verdict = verdict_of(outcome.results)
     return Graded(submission, seed, verdict, outcome.results,
                   seconds=round(sum(r.seconds for r in outcome.results), 1), config=config)
 

@@ -15,7 +15,6 @@ import collections
 import io
 import json
 import os
-import pickle
 import queue
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from poolcheck.app import channel
 from poolcheck.causes import Cause
 from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks, reproduce_command
 from poolcheck.settings import Profile
@@ -61,9 +61,10 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                  progress: Callable[[CheckResult], None] | None = None,
                  record: Path | None = None, memory_mb: int = MEMORY_MB,
                  loaded: Callable[[str], None] | None = None,
-                 margin: float = MARGIN) -> Outcome:
+                 margin: float = MARGIN, exit_first: bool = False) -> Outcome:
     """The checks of TARGET ``spec``, run in child processes; ``loaded`` hears the target's
-    name (with ``--adapter`` if needed) once it has loaded, ``progress`` each result."""
+    name (with ``--adapter`` if needed) once it has loaded, ``progress`` each result.
+    ``exit_first``: stop at the first check that does not pass."""
     outcome = Outcome()
     remaining = [c.name for c in all_checks() if (c.name in only if only else c.default)]
     while remaining:
@@ -88,7 +89,8 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                 if isinstance(message, _Failed):  # died or overran: blame what was running
                     _blame(outcome, running or remaining, message, seed, profile, progress)
                     reported = {r.name for r in outcome.results}
-                    remaining = [n for n in remaining if n not in reported]
+                    remaining = [] if exit_first else [n for n in remaining
+                                                       if n not in reported]
                     break
                 kind, body = message
                 if kind == "start":
@@ -100,8 +102,14 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                     remaining.remove(body.name)
                     if progress:
                         progress(body)
-                elif kind == "done":
-                    remaining.clear()
+                    if exit_first and body.status != "passed":
+                        remaining = []
+                        break
+                elif kind == "done":  # a check it never reported did not pass
+                    _blame(outcome, remaining, _Failed("failed", "the pool's process "
+                           "finished without a result for this check"), seed, profile,
+                           progress)
+                    remaining = []
                     break
         finally:
             child.stop()
@@ -136,6 +144,7 @@ class _Child:
     def __init__(self, spec: str, adapter: str, profile: Profile, seed: int, only: list[str],
                  record: Path | None, memory_mb: int) -> None:
         self.spec = spec
+        self.context = channel.Context(spec, seed, profile.name, frozenset(only))
         read_fd, write_fd = os.pipe()
         args = {"spec": spec, "adapter": adapter, "profile": asdict(profile), "seed": seed,
                 "only": only, "record": str(record) if record else None, "fd": write_fd,
@@ -159,16 +168,24 @@ class _Child:
             t.start()
 
     def _read_messages(self, fd: int) -> None:
+        """Frames from the child, checked (``channel``): data only, never unpickled."""
         with os.fdopen(fd, "rb") as pipe:
             while True:
-                head = pipe.read(8)
-                if len(head) < 8:
+                head = pipe.read(channel.HEADER)
+                if len(head) < channel.HEADER:
                     break
-                body = pipe.read(int.from_bytes(head, "big"))
                 try:
-                    self.messages.put(pickle.loads(body))
-                except Exception:  # a torn frame: the child died mid-write
-                    break
+                    body = pipe.read(channel.frame_length(head))
+                    if len(body) < int.from_bytes(head, "big"):
+                        break  # a torn frame: the child died mid-write
+                    kind, value = channel.parse(body, self.context)
+                except channel.BadFrame as exc:
+                    self.messages.put(_Failed("failed", "the pool's process sent a result "
+                                              f"poolcheck cannot accept: {exc}"))
+                    return
+                if kind == "loaded":
+                    self.context.command_spec = value
+                self.messages.put((kind, value))
         self.messages.put(None)
 
     def _drain_output(self) -> None:
@@ -198,6 +215,9 @@ class _Child:
             self.stop()
             return _Failed("timeout", f"did not finish within its time limit ({during}); "
                            f"the pool's process was stopped{self._output()}")
+        if isinstance(message, _Failed):
+            self.stop()
+            return message
         if message is None:
             code = self.proc.wait()
             how = (f"was killed by signal {signal.Signals(-code).name}" if code < 0
@@ -228,8 +248,7 @@ def _child(args: dict[str, Any]) -> None:
     out = os.fdopen(args["fd"], "wb")
 
     def send(kind: str, body: object) -> None:
-        data = pickle.dumps((kind, body))
-        out.write(len(data).to_bytes(8, "big") + data)
+        out.write(channel.frame(kind, body))
         out.flush()
 
     _limit_memory(args["memory_mb"])
@@ -253,7 +272,8 @@ def _child(args: dict[str, Any]) -> None:
         dump_history(history, folder / f"{kind}-{count[0]:06d}.jsonl")
 
     run_checks(target, Profile(**args["profile"]), args["seed"], args["only"],
-               progress=lambda r: send("result", r), record=record if folder else None,
+               progress=lambda r: send("result", channel.result_body(r)),
+               record=record if folder else None,
                starting=lambda names: send("start", names))
     send("done", None)
 

@@ -90,6 +90,11 @@ def default_checks() -> list[str]:
     return [c.name for c in all_checks() if c.default]
 
 
+def verdict(results: list[CheckResult]) -> Literal["pass", "fail"]:
+    """``pass`` only when checks ran and every one passed: nothing run is no pass."""
+    return "pass" if results and all(r.status == "passed" for r in results) else "fail"
+
+
 def derive_seed(seed: int, *parts: object) -> int:
     """A per-check seed that is stable across runs and Python versions."""
     return zlib.crc32(repr((seed, *parts)).encode())

@@ -3,7 +3,7 @@
 The pool checks for room before taking its lock in put_conn (block=False): two returns
 that both see room both keep their connection, and the pool holds more than maxsize idle.
 For each seed, `controlled.check_target` and the real-thread stress rounds
-(`concurrent.stress_run`, the `bound` and `linearizable` judges) each get --seconds; the
+(`poolcheck.run.rounds.stress_run`, the `bound` and `linearizable` judges) each get --seconds; the
 script prints detections out of the seeds and the median time to detection.
 
     python bench/controlled_vs_stress.py [--seeds 20] [--seconds 10]
@@ -31,9 +31,10 @@ class RoomOutsideLock(Pool):
 
     def put_conn(self, conn: Any) -> None:
         if conn is not None and not self._closed and len(self._idle) < self.maxsize:
-            with self._cond:
-                self._idle.append(conn)
-                self._cond.notify()
+            with self._lock:  # the room it saw may be gone by now
+                self._idle[id(conn)] = conn
+                if self._waiting:
+                    self._cond.notify()
             return
         super().put_conn(conn)
 

@@ -12,7 +12,7 @@ per measurement and reading every response to its end:
 - ``raw``: raw ``http.client``, one kept-alive connection per thread (on one thread: the
   floor, no pool at all).
 
-Server: ``stress/server.py``'s ``LocalServer`` on 127.0.0.1, in a child process so that it
+Server: ``tests/server.py``'s ``LocalServer`` on 127.0.0.1, in a child process so that it
 does not share the clients' GIL, at 0 ms (``/ok``) and 5 ms (``/slow?ms=5``) latency; it
 counts the requests it serves and the connections it accepts, so every run is checked
 from the other end of the socket. If ``nginx`` is on the PATH, it is also started on
@@ -137,7 +137,7 @@ class Server:
 
 class PythonServer(Server):
     name = "python"
-    description = "stress/server.py LocalServer (ThreadingHTTPServer), in a child process"
+    description = "tests/server.py LocalServer (ThreadingHTTPServer), in a child process"
 
     def __init__(self, port: int, control: Connection) -> None:
         super().__init__(port)

@@ -1,7 +1,7 @@
 """redis-py: BlockingConnectionPool.disconnect()/close() has no closed state and
 disconnects connections under their holders.
 
-Contract (CONTRACT.md s.2-3): close() closes every idle connection at once;
+Contract (docs/CONTRACT.md s.2-3): close() closes every idle connection at once;
 connections still checked out are closed *when they are returned*; afterwards
 get_conn raises ClosedPoolError (invariant `closed`).  A checked-out connection
 belongs to its caller alone (invariant `exclusive`).

@@ -1,6 +1,6 @@
 """SQLAlchemy: QueuePool.dispose() with connections checked out lets the pool exceed pool_size.
 
-Contract (CONTRACT.md s.2-3, invariant `bound`): with a blocking bound of N
+Contract (docs/CONTRACT.md s.2-3, invariant `bound`): with a blocking bound of N
 (QueuePool pool_size=N, max_overflow=0), never more than N connections exist
 (created and not yet closed) at once.
 

@@ -1,6 +1,6 @@
 """urllib3: HTTPConnectionPool.close() leaves a blocked _get_conn() waiter blocked for ever.
 
-Contract (CONTRACT.md s.2, invariants `closed`, `wakeup`, `deadlock-free`):
+Contract (docs/CONTRACT.md s.2, invariants `closed`, `wakeup`, `deadlock-free`):
     after close(), get_conn raises ClosedPoolError; a waiting get_conn is served
     promptly (here: woken with ClosedPoolError) and no call hangs.
 

@@ -1,6 +1,6 @@
 """urllib3: _put_conn() raises AttributeError when close() runs while it handles a full pool.
 
-Contract (CONTRACT.md s.1 and s.3, invariant `errors`): put_conn raises nothing but the
+Contract (docs/CONTRACT.md s.1 and s.3, invariant `errors`): put_conn raises nothing but the
 contract's errors, whatever runs concurrently.  On a closed pool, or a full one, the
 returned connection is closed (or, for put_conn(None), the slot is simply given back).
 

@@ -1,1 +1,1 @@
-"""Pools that keep every invariant of CONTRACT.md, each built a different way."""
+"""Pools that keep every invariant of docs/CONTRACT.md, each built a different way."""

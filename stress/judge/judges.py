@@ -2,7 +2,7 @@
 
 Each judge reads only stamped facts (see ``recording``) and draws only conclusions that
 hold whatever happened between two stamps: that is how a measurement taken from other
-threads avoids false alarms. The README explains each one.
+threads avoids false alarms. docs/INVARIANTS.md explains each one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Adapters: drive pools that do not speak the native interface (CONTRACT.md, section 1).
+"""Adapters: drive pools that do not speak the native interface (docs/CONTRACT.md, section 1).
 
 An adapter turns ``Target.make(maxsize, block, timeout, factory)`` into an object with the
 native interface (``get_conn(timeout=None)``, ``put_conn(conn)``, ``close()``) whose

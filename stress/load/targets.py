@@ -68,7 +68,7 @@ def load(spec: str | None, adapter: str = "auto") -> Target:
             missing = adapters.missing_methods(adapters.ADAPTERS["native"], cls)
             raise LoadError(
                 f"{spec}: {cls.__name__} has no {' or '.join(missing)}; a pool needs "
-                "get_conn(timeout=None) and put_conn(conn) (see CONTRACT.md), or "
+                "get_conn(timeout=None) and put_conn(conn) (see docs/CONTRACT.md), or "
                 "_get_conn and _put_conn in urllib3's style")
         chosen = adapters.ADAPTERS[detected]
     _check_drivable(spec, cls, chosen)
@@ -94,7 +94,7 @@ def _check_drivable(spec: str, cls: type, chosen: adapters.Adapter) -> None:
     missing = adapters.missing_methods(chosen, cls)
     if missing:
         needs = {"native": "a pool needs get_conn(timeout=None) and put_conn(conn) "
-                           "(see CONTRACT.md)"}.get(
+                           "(see docs/CONTRACT.md)"}.get(
             chosen.name, f"--adapter {chosen.name} needs {', '.join(chosen.methods)}")
         raise LoadError(f"{spec}: {cls.__name__} has no {' or '.join(missing)}; {needs}")
     if chosen.name == "urllib3" and not adapters.makes_connections(cls):

@@ -55,7 +55,7 @@ from poolcheck.run.coop import (
 from poolcheck.run.engine import pool_files, settle_kept
 from poolcheck.run.parallel import LANES, OPS, Program, _Lane, programs
 from poolcheck.run.shrink import shrink_greedily
-from poolcheck.settings import LINEARIZE_BUDGET, PROGRAM_CONFIGURATIONS, Configuration
+from poolcheck.settings import CONTROLLED_CONFIGURATIONS, LINEARIZE_BUDGET, Configuration
 
 BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
 GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
@@ -650,7 +650,7 @@ class CheckOutcome:
 
 
 def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
-                 configs: Sequence[Configuration] = PROGRAM_CONFIGURATIONS) -> CheckOutcome:
+                 configs: Sequence[Configuration] = CONTROLLED_CONFIGURATIONS) -> CheckOutcome:
     """The small programs under random walk, PCT and a 2-preemption bounded search, then
     Hypothesis-drawn programs, on each configuration, until a failure or ``seconds``."""
     start = time.monotonic()

@@ -5,7 +5,7 @@ Every method below that is still to write raises ``NotImplementedError("TODO (st
 left. Each step of EXERCISE.md replaces some of these ``raise`` lines with real code:
 delete a TODO line only when the step that names it is done.
 
-What the methods must do is the contract (CONTRACT.md, sections 1 to 3, summed up in
+What the methods must do is the contract (docs/CONTRACT.md, sections 1 to 3, summed up in
 EXERCISE.md). Use the standard library only.
 """
 

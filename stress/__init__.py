@@ -6,6 +6,11 @@
     if not results.passed:
         print(results.report())
 
+    @poolcheck.invariant("closes-once")  # your own, judged on every stress round
+    def closes_once(run):
+        return [f"connection {c.id} closed {len(c.closes)} times"
+                for c in run.connections if len(c.closes) > 1]
+
 The stages, each a subpackage that imports only the ones before it: ``load`` (a TARGET to
 a pool with the contract's interface), ``observe`` (recording connections, histories,
 watchdogs), ``judge`` (one function per invariant, the linearizability checker), ``run``
@@ -30,6 +35,7 @@ from poolcheck.model.invariants import Invariant
 
 if TYPE_CHECKING:
     from poolcheck.app.api import Results, check
+    from poolcheck.judge.user import invariant
     from poolcheck.run.checks import CheckResult
 
 __version__ = "0.2.0"
@@ -44,7 +50,12 @@ __all__ = [
     "TokenError",
     "UsageError",
     "check",
+    "invariant",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from poolcheck.app import api
 
         return getattr(api, name)
+    if name == "invariant":
+        from poolcheck.judge.user import invariant
+
+        return invariant
     if name == "CheckResult":
         from poolcheck.run.checks import CheckResult
 

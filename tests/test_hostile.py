@@ -92,3 +92,14 @@ def test_an_honest_pool_still_passes(tmp_path: Path) -> None:
     spec = _submission(tmp_path, "")
     outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
     assert [r.status for r in outcome.results] == ["passed", "passed"]
+
+
+def test_round_facts_nobody_asked_for_are_refused(tmp_path: Path) -> None:
+    spec = _submission(tmp_path, '''
+frame("loaded", ARGS["spec"])
+frame("round", {"seed": 1})
+os._exit(0)
+''')
+    outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
+    assert [r.status for r in outcome.results] == ["failed", "failed"]
+    assert "which were not asked for" in outcome.results[0].message

@@ -27,7 +27,7 @@ for _maxsize, _block in [(1, True), (3, True), (2, False)]:
 
 def failed_invariants(cls: type, seed: int = 1) -> dict[str, str]:
     results = run_checks(Target.of(cls), QUICK, seed)
-    return {r.invariant: r.status for r in results if r.status != "passed"}
+    return {str(r.invariant): r.status for r in results if r.status != "passed"}
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import overload
 
 from poolcheck.errors import LoadError, UsageError
+from poolcheck.judge.user import UserInvariant, invariants_of
 from poolcheck.load.targets import Target, load, target_of
 from poolcheck.run.checks import CheckResult, all_checks, run_checks
 from poolcheck.run.checks import verdict as verdict_of
-from poolcheck.settings import PROFILES
+from poolcheck.run.user_checks import UserChecks
+from poolcheck.settings import PROFILES, Profile
 
 
 @dataclass
@@ -74,20 +76,28 @@ class Results(Sequence[CheckResult]):
 
 
 def check(target: type | str | None = None, *, checks: str | Sequence[str] | None = None,
-          profile: str = "quick", seed: int | None = None, adapter: str = "auto",
-          isolate: bool = False) -> Results:
+          profile: str | Profile = "quick", seed: int | None = None, adapter: str = "auto",
+          isolate: bool = False, invariants: Sequence[object] = ()) -> Results:
     """Check a pool (a class, or a TARGET string such as ``"mypool.py:MyPool"``; None: the
     bundled pool) against the contract, and return the results.
 
     ``checks``: names such as ``"stress/bound"`` (default: every default check). ``seed``:
     random when None; the results' reproduce lines carry it. ``isolate``: run a TARGET
-    string in a child process, as ``poolcheck check`` does. A bad argument raises a
+    string in a child process, as ``poolcheck check`` does. ``invariants``: your own, as
+    files that register them or functions decorated with ``@poolcheck.invariant``; each
+    becomes the check ``stress/<name>``, judged in this process. A bad argument raises a
     ``PoolcheckError`` whose message says what to do; what the pool does is in the results,
     never raised.
     """
-    if profile not in PROFILES:
+    if isinstance(profile, Profile):  # a budget of your own (tests, notebooks)
+        profiles = {**PROFILES, profile.name: profile}
+    elif profile in PROFILES:
+        profiles = PROFILES
+    else:
         raise UsageError(f"profile {profile!r}: expected one of {', '.join(PROFILES)}")
-    only = _check_names(checks)
+    profile_name = profile.name if isinstance(profile, Profile) else profile
+    user = invariants_of(invariants)
+    only, user = _check_names(checks, user)
     if seed is None:
         seed = secrets.randbelow(2**32)
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
@@ -96,22 +106,28 @@ def check(target: type | str | None = None, *, checks: str | Sequence[str] | Non
         if not (target is None or isinstance(target, str)):
             raise UsageError("isolate=True needs a TARGET string, not a class: the child "
                              "process imports the pool itself")
-        return _isolated(target, adapter, profile, seed, only)
+        return _isolated(target, adapter, profiles[profile_name], seed, only, user)
     chosen = _target(target, adapter)
-    return Results(chosen.command_spec, profile, seed,
-                   run_checks(chosen, PROFILES[profile], seed, only))
+    observer = UserChecks(user, chosen.command_spec, seed, profile_name) if user else None
+    results = run_checks(chosen, profiles[profile_name], seed, only,
+                         observe=observer.see if observer else None)
+    return Results(chosen.command_spec, profile_name, seed,
+                   results + (observer.results() if observer else []))
 
 
-def _check_names(checks: str | Sequence[str] | None) -> list[str] | None:
+def _check_names(checks: str | Sequence[str] | None, user: list[UserInvariant]
+                 ) -> tuple[list[str] | None, list[UserInvariant]]:
+    """The built-in checks to run (None: the defaults) and the user invariants chosen."""
     if checks is None:
-        return None
+        return None, user
     only = [checks] if isinstance(checks, str) else list(checks)
-    names = [c.name for c in all_checks()]
+    names = [c.name for c in all_checks()] + [u.check_name for u in user]
     bad = [n for n in only if n not in names]
     if bad or not only:
         raise UsageError(f"no check named {bad[0] if bad else 'in checks=[]'!r} "
                          f"(checks are {', '.join(names)})")
-    return only
+    return ([n for n in only if n in {c.name for c in all_checks()}],
+            [u for u in user if u.check_name in only])
 
 
 def _target(target: type | str | None, adapter: str) -> Target:
@@ -122,11 +138,11 @@ def _target(target: type | str | None, adapter: str) -> Target:
     raise UsageError(f"expected a pool class or a TARGET string, not a {type(target).__name__}")
 
 
-def _isolated(spec: str | None, adapter: str, profile: str, seed: int,
-              only: list[str] | None) -> Results:
+def _isolated(spec: str | None, adapter: str, profile: Profile, seed: int,
+              only: list[str] | None, user: list[UserInvariant]) -> Results:
     from poolcheck.app.isolation import run_isolated
 
-    outcome = run_isolated(spec or "", adapter, PROFILES[profile], seed, only)
+    outcome = run_isolated(spec or "", adapter, profile, seed, only, invariants=user)
     if outcome.load_error is not None:
         raise LoadError(outcome.load_error)
-    return Results(outcome.command_spec, profile, seed, outcome.results)
+    return Results(outcome.command_spec, profile.name, seed, outcome.results)

@@ -20,13 +20,20 @@ from poolcheck.errors import HistoryError, TokenError
 from poolcheck.judge import linearize
 from poolcheck.load.adapters import ADAPTERS
 from poolcheck.observe.history import History, history_from_lines, history_lines
-from poolcheck.run.checks import CONTROLLED, CheckResult, all_checks, reproduce_command
+from poolcheck.observe.observations import BadFacts, run_from_json
+from poolcheck.run.checks import (
+    CONTROLLED,
+    STRESS_ROUNDS,
+    CheckResult,
+    all_checks,
+    reproduce_command,
+)
 from poolcheck.settings import LINEARIZE_BUDGET
 
 FRAME_LIMIT = 8 * 1024 * 1024  # bytes in one frame: a report with a long history fits
 MESSAGE_LIMIT = 256 * 1024  # characters of one check's message
 HEADER = 8  # the frame's length, big-endian
-KINDS = frozenset({"load_error", "loaded", "start", "result", "done"})
+KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "done"})
 STATUSES = frozenset({"passed", "failed", "error", "timeout"})
 
 
@@ -60,6 +67,7 @@ class Context:
     seed: int
     profile: str
     asked: frozenset[str]  # the checks this child was asked to run
+    observe: bool = False  # it was asked for every stress round's facts
     command_spec: str = ""  # TARGET as reports name it, once the child has loaded it
 
 
@@ -86,9 +94,18 @@ def parse(data: bytes, context: Context) -> tuple[str, Any]:
     if kind == "loaded":
         return kind, _command_spec(body, context.spec)
     if kind == "start":
-        if not isinstance(body, list) or not body or any(n not in context.asked for n in body):
+        rounds_only = context.observe and body == [STRESS_ROUNDS]
+        if not isinstance(body, list) or not body or (not rounds_only and any(
+                n not in context.asked for n in body)):
             raise BadFrame("a start frame naming checks that were not asked for")
         return kind, list(body)
+    if kind == "round":
+        if not context.observe:
+            raise BadFrame("a round's facts, which were not asked for")
+        try:
+            return kind, run_from_json(body)
+        except BadFacts as exc:
+            raise BadFrame(f"a round's facts: {exc}") from None
     if kind == "result":
         return kind, _result(body, context)
     if body is not None:

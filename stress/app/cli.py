@@ -20,8 +20,9 @@ from poolcheck.app.config import Grading, load_config
 from poolcheck.app.isolation import run_isolated
 from poolcheck.app.linearize_command import add_linearize_parser
 from poolcheck.app.starter import add_init_parser
-from poolcheck.errors import ConfigError, LoadError
+from poolcheck.errors import ConfigError, LoadError, PoolcheckError
 from poolcheck.judge.linearize_report import write_html
+from poolcheck.judge.user import load_invariants
 from poolcheck.load.adapters import ADAPTERS as ADAPTER_KINDS
 from poolcheck.load.targets import load
 from poolcheck.report.explain import checks_json, explain
@@ -61,8 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=_seed, default=None,
                        help="seed of the run (default: a new random one, printed)")
     check.add_argument("--check", action="append", dest="only", metavar="NAME",
-                       choices=[c.name for c in all_checks()],
-                       help="run only this check (repeatable)")
+                       help="run only this check (repeatable): "
+                            f"{', '.join(c.name for c in all_checks())}, or stress/NAME "
+                            "for an invariant of --invariants")
+    check.add_argument("--invariants", action="append", type=Path, default=[],
+                       metavar="FILE", help="your own invariants: a file whose functions "
+                       "are decorated with @poolcheck.invariant(\"name\") (repeatable); "
+                       "each is the check stress/NAME, judged in this process")
     check.add_argument("-x", "--exitfirst", action="store_true",
                        help="stop at the first check that does not pass (the checks not yet "
                             "run are left out of the report)")
@@ -175,10 +181,22 @@ def _check(args: argparse.Namespace) -> int:
         return _usage_error(args, spec, seed, problem)
     try:
         args.grading = load_config(args.config) if args.config else Grading()
-    except ConfigError as exc:
+        user = load_invariants(args.invariants)
+    except PoolcheckError as exc:
         return _usage_error(args, spec, seed, str(exc))
-    chosen = args.grading.select(args.only)
-    if not chosen:
+    builtin = {c.name for c in all_checks()}
+    user_names = [u.check_name for u in user]
+    unknown = [n for n in args.only or () if n not in builtin and n not in user_names]
+    if unknown:
+        return _usage_error(args, spec, seed, f"--check {unknown[0]}: no such check (checks "
+                            f"are {', '.join([*sorted(builtin), *user_names])})")
+    if args.only:
+        user = [u for u in user if u.check_name in args.only]
+        named = [n for n in args.only if n in builtin]
+        chosen = args.grading.select(named) if named else []
+    else:
+        chosen = args.grading.select(None)
+    if not chosen and not user:
         return _usage_error(args, spec, seed, f"--config {args.config}: none of the checks "
                             "named with --check counts in it")
     profile = PROFILES[args.profile]
@@ -190,6 +208,7 @@ def _check(args: argparse.Namespace) -> int:
                                   f" (found after {r.found_after:.1f} s of stress rounds)"),
                                file=err),
                            record=args.record, exit_first=args.exitfirst,
+                           invariants=user,
                            loaded=lambda name: print(f"poolcheck: checking {name} (profile "
                                                      f"{profile.name}, seed {seed})", file=err))
     if outcome.load_error is not None:

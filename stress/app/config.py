@@ -57,7 +57,7 @@ class Grading:
         return [c.name for c in all_checks() if c.name in only]
 
     def weight(self, check: str) -> float:
-        return self.weights.get(check, 0.0)
+        return self.weights.get(check, 0.0 if self.configured else 1.0)
 
 
 def load_config(path: Path) -> Grading:

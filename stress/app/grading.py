@@ -201,7 +201,7 @@ def write_junit(graded: list[Graded], path: Path) -> Path:
             if r.status != "passed":
                 kind = Failure if r.status == "failed" else Error
                 first = r.message.strip().splitlines()[0] if r.message.strip() else r.status
-                result = kind(first, r.invariant)
+                result = kind(first, str(r.invariant))
                 result.text = f"{r.message}\nreproduce: {r.reproduce}"
                 case.result = [result]
             suite.add_testcase(case)

@@ -21,14 +21,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from poolcheck.app import channel
 from poolcheck.causes import Cause
-from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks, reproduce_command
+from poolcheck.judge.user import UserInvariant
+from poolcheck.run.checks import (
+    CONTROLLED,
+    PARALLEL,
+    STRESS_ROUNDS,
+    CheckResult,
+    all_checks,
+    reproduce_command,
+)
+from poolcheck.run.user_checks import UserChecks
 from poolcheck.settings import Profile
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
@@ -61,14 +70,19 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                  progress: Callable[[CheckResult], None] | None = None,
                  record: Path | None = None, memory_mb: int = MEMORY_MB,
                  loaded: Callable[[str], None] | None = None,
-                 margin: float = MARGIN, exit_first: bool = False) -> Outcome:
+                 margin: float = MARGIN, exit_first: bool = False,
+                 invariants: Sequence[UserInvariant] = ()) -> Outcome:
     """The checks of TARGET ``spec``, run in child processes; ``loaded`` hears the target's
     name (with ``--adapter`` if needed) once it has loaded, ``progress`` each result.
-    ``exit_first``: stop at the first check that does not pass."""
+    ``exit_first``: stop at the first check that does not pass. ``invariants``: user
+    invariants, judged here on the facts of every stress round the child sends."""
     outcome = Outcome()
-    remaining = [c.name for c in all_checks() if (c.name in only if only else c.default)]
-    while remaining:
-        child = _Child(spec, adapter, profile, seed, remaining, record, memory_mb)
+    remaining = [c.name for c in all_checks()
+                 if (c.name in only if only is not None else c.default)]
+    user = UserChecks(invariants, spec, seed, profile.name) if invariants else None
+    while remaining or user is not None:
+        child = _Child(spec, adapter, profile, seed, remaining, record, memory_mb,
+                       observe=user is not None)
         try:
             loaded_spec = child.wait_loaded()
             first = not outcome.command_spec
@@ -80,6 +94,8 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                 remaining = []
                 break
             outcome.command_spec = loaded_spec
+            if user is not None:
+                user.command_spec = loaded_spec
             if first and loaded:
                 loaded(loaded_spec)
             running: list[str] = []
@@ -87,6 +103,11 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
             while True:
                 message = child.next_message(deadline)
                 if isinstance(message, _Failed):  # died or overran: blame what was running
+                    if user is not None and (STRESS_ROUNDS in running or any(
+                            n.startswith("stress/") for n in running)):
+                        _report_all(outcome, user.results(message.reason), progress)
+                        user = None
+                    running = [n for n in running if n != STRESS_ROUNDS]
                     _blame(outcome, running or remaining, message, seed, profile, progress)
                     reported = {r.name for r in outcome.results}
                     remaining = [] if exit_first else [n for n in remaining
@@ -94,18 +115,31 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                     break
                 kind, body = message
                 if kind == "start":
+                    if user is not None and user.rounds:  # its rounds ran: they are over
+                        _report_all(outcome, user.results(), progress)
+                        user = None
                     running = list(body)
                     deadline = time.monotonic() + group_limit(profile, running, margin)
+                elif kind == "round":
+                    if user is not None:
+                        user.see(body)
                 elif kind == "result":
                     outcome.results.append(body)
                     running.remove(body.name)
                     remaining.remove(body.name)
                     if progress:
                         progress(body)
+                    if user is not None and body.name.startswith("stress/") and not any(
+                            n.startswith("stress/") for n in running):
+                        _report_all(outcome, user.results(), progress)  # the rounds are over
+                        user = None
                     if exit_first and body.status != "passed":
                         remaining = []
                         break
                 elif kind == "done":  # a check it never reported did not pass
+                    if user is not None:
+                        _report_all(outcome, user.results(), progress)
+                        user = None
                     _blame(outcome, remaining, _Failed("failed", "the pool's process "
                            "finished without a result for this check"), seed, profile,
                            progress)
@@ -115,8 +149,16 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
             child.stop()
             outcome.output_bytes += child.output_bytes
     order = {name: i for i, name in enumerate(c.name for c in all_checks())}
-    outcome.results.sort(key=lambda r: order[r.name])
+    outcome.results.sort(key=lambda r: order.get(r.name, len(order)))  # user checks last
     return outcome
+
+
+def _report_all(outcome: Outcome, results: list[CheckResult],
+                progress: Callable[[CheckResult], None] | None) -> None:
+    for result in results:
+        outcome.results.append(result)
+        if progress:
+            progress(result)
 
 
 def _blame(outcome: Outcome, names: list[str], failure: _Failed, seed: int,
@@ -142,13 +184,13 @@ class _Child:
     """One child process, its result pipe and its drained output."""
 
     def __init__(self, spec: str, adapter: str, profile: Profile, seed: int, only: list[str],
-                 record: Path | None, memory_mb: int) -> None:
+                 record: Path | None, memory_mb: int, observe: bool = False) -> None:
         self.spec = spec
-        self.context = channel.Context(spec, seed, profile.name, frozenset(only))
+        self.context = channel.Context(spec, seed, profile.name, frozenset(only), observe)
         read_fd, write_fd = os.pipe()
         args = {"spec": spec, "adapter": adapter, "profile": asdict(profile), "seed": seed,
                 "only": only, "record": str(record) if record else None, "fd": write_fd,
-                "memory_mb": memory_mb}
+                "memory_mb": memory_mb, "observe": observe}
         # -I: neither the current folder (a learner's pool.py, model.py, poolcheck.py) nor
         # PYTHON* variables decide what the child imports; poolcheck comes from where it is
         # installed, the target from its path (or, for a module, the current folder last).
@@ -255,6 +297,7 @@ def _child(args: dict[str, Any]) -> None:
     from poolcheck.errors import LoadError
     from poolcheck.load.targets import load
     from poolcheck.observe.history import History, dump_history
+    from poolcheck.observe.observations import run_json
     from poolcheck.run.checks import run_checks
 
     try:
@@ -274,6 +317,7 @@ def _child(args: dict[str, Any]) -> None:
     run_checks(target, Profile(**args["profile"]), args["seed"], args["only"],
                progress=lambda r: send("result", channel.result_body(r)),
                record=record if folder else None,
+               observe=(lambda run: send("round", run_json(run))) if args["observe"] else None,
                starting=lambda names: send("start", names))
     send("done", None)
 

@@ -45,6 +45,8 @@ class Log:
     closed: dict[int, float] = field(default_factory=dict)
     closed_by_caller: set[int] = field(default_factory=set)
     close_calls: dict[int, int] = field(default_factory=dict)  # how often close() was called
+    close_times: dict[int, list[tuple[float, bool]]] = field(  # each close(): when, by caller?
+        default_factory=dict)
     calls: list[CallRecord] = field(default_factory=list)
     last_event: float = 0.0
 
@@ -82,6 +84,7 @@ class Recorder:
     def closed(self, ident: int, by_caller: bool) -> None:
         with self.lock:
             self.log.close_calls[ident] = self.log.close_calls.get(ident, 0) + 1
+            self.log.close_times.setdefault(ident, []).append((time.monotonic(), by_caller))
             if ident not in self.log.closed:
                 self.log.closed[ident] = self.log.last_event = time.monotonic()
                 if by_caller:

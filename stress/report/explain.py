@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolcheck.causes import Cause
+from poolcheck.judge.user import UserInvariant
 from poolcheck.model import Invariant
 from poolcheck.run.checks import CheckResult
 
@@ -129,6 +130,11 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
     if cause is not None and (strategy == "sequential" or cause not in _SEQUENTIAL_ONLY):
         return _BY_CAUSE[cause]
     inv = result.invariant
+    if isinstance(inv, UserInvariant):
+        return ("your own invariant", f"The property you added as {inv.name!r} ({inv.source}) "
+                "did not hold in a stress round: the messages above are what it returned.",
+                "Re-run that round (the reproduce line, or the round's seed with `poolcheck "
+                "stress`) and follow the connections and calls your invariant names.")
     if inv == Invariant.BOUND:
         if race:
             return ("check-then-act", "Two callers both saw room for one more connection "

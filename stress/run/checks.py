@@ -15,9 +15,11 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 from poolcheck.causes import Cause
 from poolcheck.judge.judges import Evidence
+from poolcheck.judge.user import UserInvariant
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
 from poolcheck.observe.history import History
+from poolcheck.observe.observations import Run, run_of
 from poolcheck.observe.watchdog import Watchdog
 from poolcheck.run import parallel
 from poolcheck.run.rounds import stress_run
@@ -42,7 +44,7 @@ STRESS_INVARIANTS = [*SEQUENTIAL_INVARIANTS, Invariant.WAKEUP, Invariant.LINEARI
 @dataclass
 class CheckResult:
     name: str
-    invariant: Invariant
+    invariant: Invariant | UserInvariant  # a contract's invariant, or one a user added
     status: Status
     message: str
     reproduce: str
@@ -53,7 +55,7 @@ class CheckResult:
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "name": self.name, "invariant": self.invariant, "status": self.status,
+            "name": self.name, "invariant": str(self.invariant), "status": self.status,
             "message": self.message, "reproduce": self.reproduce, "seconds": self.seconds}
         if self.found_after is not None:
             out["found_after"] = self.found_after
@@ -73,6 +75,7 @@ class Check:
 PARALLEL = Check("parallel/linearizable", Invariant.LINEARIZABLE)
 CONTROLLED = Check("controlled/linearizable", Invariant.LINEARIZABLE, default=False)
 NO_CLOSE = "not implemented: the pool has no close() method"
+STRESS_ROUNDS = "stress/*"  # what a stress run that only observes says it starts
 NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this check "
                  "tested nothing (the pool must hand out connections before it can keep "
                  "the contract)")
@@ -107,13 +110,16 @@ def reproduce_command(target: str, check: str, seed: int, profile: str) -> str:
 def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | None = None,
                progress: Callable[[CheckResult], None] | None = None,
                record: HistorySink | None = None,
-               starting: Callable[[list[str]], None] | None = None) -> list[CheckResult]:
+               starting: Callable[[list[str]], None] | None = None,
+               observe: Callable[[Run], None] | None = None) -> list[CheckResult]:
     """Run the chosen checks in order: each sequential one, the stress checks together
     (one run, every judge), then the parallel one. ``starting`` hears which checks are
-    about to run, ``progress`` each result as it comes."""
+    about to run, ``progress`` each result as it comes, ``observe`` the facts of every
+    stress round (for user invariants: the rounds then run even if no stress check is
+    chosen). ``only=None``: the default checks."""
     session = Session()
     results: list[CheckResult] = []
-    chosen = [c for c in all_checks() if (c.name in only if only else c.default)]
+    chosen = [c for c in all_checks() if (c.name in only if only is not None else c.default)]
 
     def report(result: CheckResult) -> None:
         results.append(result)
@@ -128,10 +134,11 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         result.seconds = round(time.monotonic() - started, 3)
         report(result)
     stress_checks = [c for c in chosen if c.name.startswith("stress/")]
-    if stress_checks:
+    if stress_checks or observe:
         if starting:
-            starting([c.name for c in stress_checks])
-        for result in run_stress_checks(target, profile, seed, stress_checks, record):
+            starting([c.name for c in stress_checks] or [STRESS_ROUNDS])
+        for result in run_stress_checks(target, profile, seed, stress_checks, record,
+                                        observe):
             report(result)
     if PARALLEL in chosen:
         if starting:
@@ -174,14 +181,16 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
 
 
 def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[Check],
-                      record: HistorySink | None = None) -> list[CheckResult]:
+                      record: HistorySink | None = None,
+                      observe: Callable[[Run], None] | None = None) -> list[CheckResult]:
     """Real-thread rounds for every stress check at once: one run, every judge."""
     started = time.monotonic()
     wanted = {c.invariant for c in checks}
     only_mode = next(iter(target.modes)) if len(target.modes) == 1 else None
     run = stress_run(target, seed, wanted, profile.stress_seconds, profile.shrink_seconds,
                      block=only_mode,
-                     on_history=(lambda h: record("stress", h)) if record else None)
+                     on_history=(lambda h: record("stress", h)) if record else None,
+                     on_result=(lambda r: observe(run_of(r))) if observe else None)
     seconds = round((time.monotonic() - started) / max(1, len(checks)), 3)
     results = []
     for check in checks:

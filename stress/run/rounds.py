@@ -50,17 +50,20 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
                maxsize: int | None = None, block: bool | None = None,
                on_round: Callable[[StressRun], None] | None = None,
                seeds: Callable[[int], int] | None = None,
-               on_history: Callable[[History], None] | None = None) -> StressRun:
+               on_history: Callable[[History], None] | None = None,
+               on_result: Callable[[RoundResult], None] | None = None) -> StressRun:
     """Rounds until every wanted invariant failed or ``seconds`` ran out.
 
-    ``on_history`` receives each round's contract history (``--record``)."""
+    ``on_history`` receives each round's contract history (``--record``), ``on_result``
+    each round's facts (user invariants: then the rounds go on until ``seconds``)."""
     run = StressRun()
     stalls = 0
     stormed = False
     deadline = time.monotonic() + seconds
     next_seed = seeds or (lambda i: round_seed(seed, i))
     with Watchdog() as watchdog:
-        while time.monotonic() < deadline and not wanted <= set(run.failures):
+        while time.monotonic() < deadline and (
+                on_result is not None or not wanted <= set(run.failures)):
             spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, block)
             if spec.block and not spec.closer and Invariant.TIMEOUT in wanted and not stormed:
                 # the first round whose probes run (block, no closer) also runs the storm
@@ -71,6 +74,8 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
             run.handed_out += sum(c.op == "get" and c.outcome == "ok" and c.thread >= 0
                                   for c in result.log.calls)
             stalls += result.stall is not None
+            if on_result:
+                on_result(result)
             history = history_of(result) if on_history else None
             if on_history and history is not None:
                 on_history(history)

@@ -82,7 +82,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
     user = UserChecks(invariants, spec, seed, profile.name) if invariants else None
     while remaining or user is not None:
         child = _Child(spec, adapter, profile, seed, remaining, record, memory_mb,
-                       observe=user is not None)
+                       observe=user is not None, exit_first=exit_first)
         try:
             loaded_spec = child.wait_loaded()
             first = not outcome.command_spec
@@ -184,13 +184,14 @@ class _Child:
     """One child process, its result pipe and its drained output."""
 
     def __init__(self, spec: str, adapter: str, profile: Profile, seed: int, only: list[str],
-                 record: Path | None, memory_mb: int, observe: bool = False) -> None:
+                 record: Path | None, memory_mb: int, observe: bool = False,
+                 exit_first: bool = False) -> None:
         self.spec = spec
         self.context = channel.Context(spec, seed, profile.name, frozenset(only), observe)
         read_fd, write_fd = os.pipe()
         args = {"spec": spec, "adapter": adapter, "profile": asdict(profile), "seed": seed,
                 "only": only, "record": str(record) if record else None, "fd": write_fd,
-                "memory_mb": memory_mb, "observe": observe}
+                "memory_mb": memory_mb, "observe": observe, "exit_first": exit_first}
         # -I: neither the current folder (a learner's pool.py, model.py, poolcheck.py) nor
         # PYTHON* variables decide what the child imports; poolcheck comes from where it is
         # installed, the target from its path (or, for a module, the current folder last).
@@ -318,6 +319,7 @@ def _child(args: dict[str, Any]) -> None:
                progress=lambda r: send("result", channel.result_body(r)),
                record=record if folder else None,
                observe=(lambda run: send("round", run_json(run))) if args["observe"] else None,
+               stress_first=args["exit_first"],
                starting=lambda names: send("start", names))
     send("done", None)
 

@@ -22,7 +22,7 @@ from poolcheck.observe.history import History
 from poolcheck.observe.observations import Run, run_of
 from poolcheck.observe.watchdog import Watchdog
 from poolcheck.run import parallel
-from poolcheck.run.rounds import stress_run
+from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.run.sequential import Session, Violation, machine_for
 from poolcheck.settings import (
     CONFIGURATIONS,
@@ -111,9 +111,11 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
                progress: Callable[[CheckResult], None] | None = None,
                record: HistorySink | None = None,
                starting: Callable[[list[str]], None] | None = None,
-               observe: Callable[[Run], None] | None = None) -> list[CheckResult]:
+               observe: Callable[[Run], None] | None = None,
+               stress_first: bool = False) -> list[CheckResult]:
     """Run the chosen checks in order: each sequential one, the stress checks together
-    (one run, every judge), then the parallel one. ``starting`` hears which checks are
+    (one run, every judge; ``stress_first``: before the sequential ones), then the
+    parallel one. ``starting`` hears which checks are
     about to run, ``progress`` each result as it comes, ``observe`` the facts of every
     stress round (for user invariants: the rounds then run even if no stress check is
     chosen). ``only=None``: the default checks."""
@@ -126,6 +128,17 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         if progress:
             progress(result)
 
+    def stress() -> None:
+        stress_checks = [c for c in chosen if c.name.startswith("stress/")]
+        if stress_checks or observe:
+            if starting:
+                starting([c.name for c in stress_checks] or [STRESS_ROUNDS])
+            for result in run_stress_checks(target, profile, seed, stress_checks, record,
+                                            observe, early=report):
+                report(result)
+
+    if stress_first:  # the rounds find most bugs first: a verdict for -x in seconds
+        stress()
     for check in (c for c in chosen if c.name.startswith("sequential/")):
         if starting:
             starting([check.name])
@@ -133,13 +146,8 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         result = _run_one(check, target, profile, seed, session)
         result.seconds = round(time.monotonic() - started, 3)
         report(result)
-    stress_checks = [c for c in chosen if c.name.startswith("stress/")]
-    if stress_checks or observe:
-        if starting:
-            starting([c.name for c in stress_checks] or [STRESS_ROUNDS])
-        for result in run_stress_checks(target, profile, seed, stress_checks, record,
-                                        observe):
-            report(result)
+    if not stress_first:
+        stress()
     if PARALLEL in chosen:
         if starting:
             starting([PARALLEL.name])
@@ -148,7 +156,8 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         if starting:
             starting([CONTROLLED.name])
         report(run_controlled_check(target, profile, seed))
-    return results
+    order = {c.name: i for i, c in enumerate(all_checks())}
+    return sorted(results, key=lambda r: order[r.name])  # failures found early came first
 
 
 def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckResult:
@@ -182,18 +191,35 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
 
 def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[Check],
                       record: HistorySink | None = None,
-                      observe: Callable[[Run], None] | None = None) -> list[CheckResult]:
-    """Real-thread rounds for every stress check at once: one run, every judge."""
+                      observe: Callable[[Run], None] | None = None,
+                      early: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    """Real-thread rounds for every stress check at once: one run, every judge. ``early``
+    hears each failed check as soon as it is found (and shrunk); the list returned holds
+    the others."""
     started = time.monotonic()
     wanted = {c.invariant for c in checks}
     only_mode = next(iter(target.modes)) if len(target.modes) == 1 else None
+    sent: set[str] = set()
+
+    def found(run: StressRun, invariant: Invariant) -> None:
+        if early is None:
+            return
+        for check in (c for c in checks if c.invariant == invariant):
+            sent.add(check.name)
+            early(CheckResult(check.name, invariant, "failed", run.failures[invariant],
+                              reproduce_command(target.command_spec, check.name, seed,
+                                                profile.name),
+                              run.found_at[invariant], run.evidence.get(invariant),
+                              run.found_at[invariant], run.causes.get(invariant)))
+
     run = stress_run(target, seed, wanted, profile.stress_seconds, profile.shrink_seconds,
                      block=only_mode,
                      on_history=(lambda h: record("stress", h)) if record else None,
-                     on_result=(lambda r: observe(run_of(r))) if observe else None)
+                     on_result=(lambda r: observe(run_of(r))) if observe else None,
+                     on_failure=found)
     seconds = round((time.monotonic() - started) / max(1, len(checks)), 3)
     results = []
-    for check in checks:
+    for check in (c for c in checks if c.name not in sent):
         reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
         found_after: float | None = None
         cause: Cause | None = None

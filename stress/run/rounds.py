@@ -51,7 +51,8 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
                on_round: Callable[[StressRun], None] | None = None,
                seeds: Callable[[int], int] | None = None,
                on_history: Callable[[History], None] | None = None,
-               on_result: Callable[[RoundResult], None] | None = None) -> StressRun:
+               on_result: Callable[[RoundResult], None] | None = None,
+               on_failure: Callable[[StressRun, Invariant], None] | None = None) -> StressRun:
     """Rounds until every wanted invariant failed or ``seconds`` ran out.
 
     ``on_history`` receives each round's contract history (``--record``), ``on_result``
@@ -92,6 +93,8 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
                         run.evidence[finding.invariant] = finding.evidence
                     if finding.cause is not None:
                         run.causes[finding.invariant] = finding.cause
+                    if on_failure:
+                        on_failure(run, finding.invariant)
             if on_round:
                 on_round(run)
             if stalls >= MAX_STALLS:

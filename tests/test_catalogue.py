@@ -1,7 +1,8 @@
 """The catalogue: every buggy pool is caught with its invariant, every correct pool passes.
 
-This is the suite judged on its own material (Examplar's wheats and chaffs). A few fixed
-seeds here; `bench/sweep.py` runs 20 seeds of the full quick profile for the README.
+This is the suite judged on its own material (Examplar's wheats and chaffs). By default
+every pool runs once, on small budgets; the sweeps of the full quick profile over two seeds
+are marked ``slow`` (``tox -e slow``), and `bench/sweep.py` runs 20 seeds for the README.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 from poolcheck.load.targets import load
 from poolcheck.report.explain import explain
-from poolcheck.run.checks import run_checks
-from poolcheck.settings import PROFILES
+from poolcheck.run.checks import default_checks, run_checks
+from poolcheck.settings import PROFILES, Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 BUGGY = sorted(p for p in (ROOT / "examples" / "buggy").glob("*.py") if p.stem != "__init__")
@@ -38,6 +39,13 @@ CONCEPTS = {
 }
 # a race needs luck: give the stress rounds room, they stop as soon as the bug shows
 PATIENT = replace(PROFILES["quick"], stress_seconds=30)
+# ... the same room, without re-running a stress failure smaller (no assertion reads the
+# smaller round) and with half the sequential examples (the same sequential verdicts on
+# every buggy pool, both seeds, as the quick profile's 25)
+FOCUSED = replace(PATIENT, examples=12, shrink_seconds=0)
+# every check on a correct pool, briefly: a false alarm in any check still fails the test
+BRIEF = replace(PROFILES["quick"], examples=5, steps=15, stress_seconds=2, parallel_seconds=1)
+SLOW = pytest.mark.slow
 
 
 def test_catalogue_is_complete() -> None:
@@ -53,12 +61,23 @@ def _expected(path: Path) -> str:
     return str(sys.modules[target.cls.__module__].EXPECTED_INVARIANT)
 
 
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize(("profile", "seed", "first"), [
+    pytest.param(FOCUSED, 11, True, id="11"),
+    pytest.param(PATIENT, 11, False, id="quick-11", marks=SLOW),
+    pytest.param(PATIENT, 12, False, id="quick-12", marks=SLOW)])
 @pytest.mark.parametrize("path", BUGGY, ids=[p.stem for p in BUGGY])
-def test_buggy_pool_is_caught(path: Path, seed: int) -> None:
+def test_buggy_pool_is_caught(path: Path, profile: Profile, seed: int, first: bool) -> None:
+    """``first``: the stress check runs only if the sequential one did not catch the bug
+    (the stress rounds of a pool that loses a slot or deadlocks take a stall period)."""
     invariant = _expected(path)
+    target = load(f"{path}:Pool")
     only = [f"sequential/{invariant}", f"stress/{invariant}"]
-    results = run_checks(load(f"{path}:Pool"), PATIENT, seed, only=only)
+    if first:
+        results = run_checks(target, profile, seed, only=only[:1])
+        if not any(r.status == "failed" for r in results):  # (wakeup: stress only)
+            results += run_checks(target, profile, seed, only=only[1:])
+    else:
+        results = run_checks(target, profile, seed, only=only)
     assert any(r.status == "failed" for r in results), [r.message for r in results]
     for r in results:
         if r.status == "failed":
@@ -67,8 +86,12 @@ def test_buggy_pool_is_caught(path: Path, seed: int) -> None:
     assert any(CONCEPTS[path.stem] in c for c in concepts), concepts
 
 
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize(("profile", "seed"), [
+    pytest.param(BRIEF, 11, id="11"),
+    pytest.param(PROFILES["quick"], 11, id="quick-11", marks=SLOW),
+    pytest.param(PROFILES["quick"], 12, id="quick-12", marks=SLOW)])
 @pytest.mark.parametrize("spec", CORRECT, ids=[s.split("/")[-1] for s in CORRECT])
-def test_correct_pool_passes(spec: str, seed: int) -> None:
-    results = run_checks(load(spec), PROFILES["quick"], seed)
+def test_correct_pool_passes(spec: str, profile: Profile, seed: int) -> None:
+    results = run_checks(load(spec), profile, seed)
+    assert {r.name for r in results} == set(default_checks())
     assert [r.message for r in results if r.status != "passed"] == []

@@ -54,7 +54,7 @@ class Pool(Correct):
         super().__init__(*args, **kwargs)
 ''')
     outcome = run_isolated(spec, "auto", TINY, 1, ["sequential/bound", "sequential/exclusive"],
-                           margin=2.0)
+                           margin=1.0)
     assert [r.status for r in outcome.results] == ["timeout", "timeout"]
     assert "did not finish within its time limit" in outcome.results[0].message
 

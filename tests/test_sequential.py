@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,11 +13,13 @@ from poolcheck.pool import Pool
 from poolcheck.run import sequential
 from poolcheck.run.checks import all_checks, run_checks
 from poolcheck.run.sequential import ANY, Session, machine_for
-from poolcheck.settings import PROFILES
+from poolcheck.settings import PROFILES, Profile
 
 from tests import sequential_bugs
 
 QUICK = PROFILES["quick"]
+# every check, briefly (as the catalogue's correct pools): a false alarm still fails
+BRIEF = replace(QUICK, examples=5, steps=15, stress_seconds=2, parallel_seconds=1)
 
 # The bundled pool driven by Hypothesis directly, every invariant at once, under the
 # test profile (ci: derandomized): both modes and several sizes.
@@ -25,11 +28,13 @@ for _maxsize, _block in [(1, True), (3, True), (2, False)]:
     globals()[f"Test{_machine.__name__}"] = _machine.TestCase
 
 
-def failed_invariants(cls: type, seed: int = 1) -> dict[str, str]:
-    results = run_checks(Target.of(cls), QUICK, seed)
+def failed_invariants(cls: type, seed: int = 1, only: list[str] | None = None) -> dict[str, str]:
+    results = run_checks(Target.of(cls), QUICK, seed, only=only)
     return {str(r.invariant): r.status for r in results if r.status != "passed"}
 
 
+# By default the catalogue runs every check on the bundled pool, briefly (seed 11).
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_bundled_pool_passes(seed: int) -> None:
     assert failed_invariants(Pool, seed) == {}
@@ -37,6 +42,16 @@ def test_bundled_pool_passes(seed: int) -> None:
 
 @pytest.mark.parametrize("name", sorted(sequential_bugs.BUGS))
 def test_each_bug_is_named(name: str) -> None:
+    """By the sequential check of its invariant alone (in a full run, the slow test below,
+    the stress rounds use up their time on the invariants the bug does not break)."""
+    expected = sequential_bugs.BUGS[name]
+    failed = failed_invariants(getattr(sequential_bugs, name), only=[f"sequential/{expected}"])
+    assert failed == {expected: "failed"}, failed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(sequential_bugs.BUGS))
+def test_each_bug_is_named_in_a_full_run(name: str) -> None:
     expected = sequential_bugs.BUGS[name]
     failed = failed_invariants(getattr(sequential_bugs, name))
     assert failed.get(expected) == "failed", failed
@@ -88,12 +103,16 @@ class IgnoresItsOwnTimeout(Pool):
             self.timeout = saved
 
 
-def test_a_get_past_its_timeout_fails_timeout_only(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("profile", [replace(QUICK, examples=8),
+                                     pytest.param(QUICK, marks=pytest.mark.slow)],
+                         ids=["8-examples", "quick"])
+def test_a_get_past_its_timeout_fails_timeout_only(monkeypatch: pytest.MonkeyPatch,
+                                                   profile: Profile) -> None:
     """The other sequential checks still reach a verdict: they stop drawing that call."""
     monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
     sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
-    results = {str(r.invariant): r for r in run_checks(Target.of(IgnoresItsOwnTimeout), QUICK, 3,
-                                                  only=sequential_only)}
+    results = {str(r.invariant): r for r in run_checks(Target.of(IgnoresItsOwnTimeout), profile,
+                                                  3, only=sequential_only)}
     assert results["timeout"].status == "failed"
     assert "get_conn(timeout=None) [the pool's timeout: 0.005 s] waited past its timeout" in (
         results["timeout"].message)
@@ -124,11 +143,14 @@ class NoClose:
         self._pool.put_conn(conn)
 
 
-def test_pool_without_close() -> None:
-    results = {str(r.invariant): r for r in run_checks(Target.of(NoClose), QUICK, 1)}
-    assert results["closed"].status == "failed"
-    assert "not implemented" in results["closed"].message
-    assert results["bound"].status == "passed"
+@pytest.mark.parametrize("profile", [BRIEF, pytest.param(QUICK, marks=pytest.mark.slow)],
+                         ids=["brief", "quick"])
+def test_pool_without_close(profile: Profile) -> None:
+    """Every check runs: the two that need close() fail as not implemented, the rest pass."""
+    results = run_checks(Target.of(NoClose), profile, 1)
+    assert {r.name: r.status for r in results if r.status != "passed"} == {
+        "sequential/closed": "failed", "stress/closed": "failed"}
+    assert all("not implemented" in r.message for r in results if r.status == "failed")
 
 
 class RaisesOnPut(Pool):
@@ -138,5 +160,10 @@ class RaisesOnPut(Pool):
         super().put_conn(conn)
 
 
-def test_unexpected_exception_breaks_errors() -> None:
-    assert failed_invariants(RaisesOnPut).get("errors") == "failed"
+@pytest.mark.parametrize("only", [["sequential/errors"],
+                                  pytest.param(None, marks=pytest.mark.slow)],
+                         ids=["sequential", "every-check"])
+def test_unexpected_exception_breaks_errors(only: list[str] | None) -> None:
+    """It raises only off the main thread: every check calls the pool from other threads
+    (the sequential one through its watchdog)."""
+    assert failed_invariants(RaisesOnPut, only=only).get("errors") == "failed"

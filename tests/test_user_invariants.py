@@ -74,8 +74,7 @@ def test_the_issues_example_works_as_written(tmp_path: Path) -> None:
     assert "closed 2 times" in mine_check.message
     assert f"--invariants {mine}" in mine_check.reproduce
     assert "--check stress/closes-once" in mine_check.reproduce
-    doc = results.as_json()["checks"]
-    assert [c["invariant"] for c in doc] == ["bound", "closes-once"]  # type: ignore[index]
+    assert [r.as_json()["invariant"] for r in results] == ["bound", "closes-once"]
     explanation = explain(mine_check, list(results))
     assert explanation is not None and explanation.concept == "your own invariant"
 

@@ -25,26 +25,27 @@ def closes_once(run):
     return [f"connection {c.id} closed {len(c.closes)} times"
             for c in run.connections if len(c.closes) > 1]
 '''
-# close() closes each idle connection twice
+# A connection returned to a closed pool is closed twice. Every blocking round without a
+# closer thread shows it: its close probe holds every connection while close() runs, then
+# gives them back. The first round of seeds 1 and 3 is such a round (round specs are
+# drawn from the seed), so the tests below do not depend on how many rounds a loaded
+# machine manages.
 CLOSES_TWICE = '''
 from poolcheck.pool import Pool as Correct
-from poolcheck.report.explain import explain
 
 class Pool(Correct):
-    def close(self):
-        idle = list(self._idle.values())
-        super().close()
-        for conn in idle:
+    def put_conn(self, conn):
+        super().put_conn(conn)
+        if conn is not None and self._closed:
             conn.close()
 '''
 
 
 class ClosesTwice(Correct):
-    def close(self) -> None:
-        idle = list(self._idle.values())
-        super().close()
-        for conn in idle:
-            conn.close()
+    def put_conn(self, conn: object) -> None:
+        super().put_conn(conn)
+        if conn is not None and self._closed:
+            conn.close()  # type: ignore[attr-defined]
 
 
 @poolcheck.invariant("closes-once-here")
@@ -80,10 +81,10 @@ def test_the_issues_example_works_as_written(tmp_path: Path) -> None:
 
 
 def test_in_this_process_a_correct_pool_keeps_it_and_a_buggy_one_breaks_it() -> None:
-    good = poolcheck.check(Correct, invariants=[closes_once_here], profile=TINY, seed=2,
+    good = poolcheck.check(Correct, invariants=[closes_once_here], profile=TINY, seed=3,
                            checks=["stress/closes-once-here"])
     assert good.passed and [r.name for r in good] == ["stress/closes-once-here"]
-    bad = poolcheck.check(ClosesTwice, invariants=[closes_once_here], profile=TINY, seed=2,
+    bad = poolcheck.check(ClosesTwice, invariants=[closes_once_here], profile=TINY, seed=3,
                           checks=["stress/closes-once-here"])
     assert [r.status for r in bad] == ["failed"] and "closed 2 times" in bad[0].message
 

@@ -17,6 +17,7 @@ class Cause(str, Enum):
     NOT_IMPLEMENTED = "not-implemented"  # no close(), or NotImplementedError raised
     CANNOT_DRIVE = "cannot-drive"  # the controlled scheduler could not drive this pool
     NOT_COMPLETED = "not-completed"  # an earlier hang stopped this check
+    INCONSISTENT = "inconsistent"  # the pool's process claimed what its own facts deny
     # the pool
     CLOSED_WHILE_HELD = "closed-while-held"  # closed a connection a caller still held
     LEAK_ON_BASEEXCEPTION = "leak-on-baseexception"  # a BaseException from the factory

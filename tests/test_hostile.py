@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from poolcheck.app.isolation import run_isolated
+from poolcheck.causes import Cause
 from poolcheck.settings import PROFILES
 
 TINY = replace(PROFILES["quick"], examples=3, steps=5, stress_seconds=2, shrink_seconds=1,
@@ -103,3 +104,66 @@ os._exit(0)
     outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
     assert [r.status for r in outcome.results] == ["failed", "failed"]
     assert "which were not asked for" in outcome.results[0].message
+
+
+# -- the grader judges the stress rounds itself -------------------------------------------
+
+# A pool that never closes anything: every round leaves its connections open (no-leak).
+LEAKY = """
+from poolcheck.pool import Pool as _Pool
+
+class Pool(_Pool):
+    def close(self):
+        pass
+"""
+NO_LEAK = ["stress/no-leak"]
+
+
+def _leaky(tmp_path: Path, tamper: str) -> str:
+    path = tmp_path / "leaky.py"
+    path.write_text(LEAKY + tamper)
+    return f"{path}:Pool"
+
+
+def test_the_leak_is_found_when_nobody_tampers(tmp_path: Path) -> None:
+    outcome = run_isolated(_leaky(tmp_path, ""), "auto", TINY, 1, NO_LEAK)
+    assert [r.status for r in outcome.results] == ["failed"]
+    assert outcome.results[0].cause is not Cause.INCONSISTENT
+
+
+def test_silencing_the_judges_in_the_pools_process_passes_nothing(tmp_path: Path) -> None:
+    spec = _leaky(tmp_path, """
+import poolcheck.run.rounds
+poolcheck.run.rounds.judge = lambda result: []  # the child now sees no violation at all
+""")
+    outcome = run_isolated(spec, "auto", TINY, 1, NO_LEAK)
+    [result] = outcome.results
+    assert result.status == "failed"
+    assert result.cause is Cause.INCONSISTENT
+    assert "still open" in result.message and "reported this check as passed" in result.message
+
+
+def test_rounds_other_than_those_asked_for_pass_nothing(tmp_path: Path) -> None:
+    spec = _leaky(tmp_path, """
+import poolcheck.run.rounds
+poolcheck.run.rounds.judge = lambda result: []
+poolcheck.run.rounds.round_seed = lambda seed, index: 7  # one easy round, over and over
+""")
+    [result] = run_isolated(spec, "auto", TINY, 1, NO_LEAK).results
+    assert result.status == "failed" and result.cause is Cause.INCONSISTENT
+    assert "not the rounds asked for" in result.message
+
+
+def test_a_pass_without_the_facts_of_any_round_is_no_pass(tmp_path: Path) -> None:
+    spec = _leaky(tmp_path, """
+import poolcheck.run.checks as checks
+
+def no_rounds(target, profile, seed, chosen, *args, **kwargs):
+    return [checks.CheckResult(c.name, c.invariant, "passed", "fine", "", 0.1)
+            for c in chosen]
+
+checks.run_stress_checks = no_rounds
+""")
+    [result] = run_isolated(spec, "auto", TINY, 1, NO_LEAK).results
+    assert result.status == "failed" and result.cause is Cause.INCONSISTENT
+    assert "facts of no round" in result.message

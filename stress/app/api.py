@@ -77,7 +77,8 @@ class Results(Sequence[CheckResult]):
 
 def check(target: type | str | None = None, *, checks: str | Sequence[str] | None = None,
           profile: str | Profile = "quick", seed: int | None = None, adapter: str = "auto",
-          isolate: bool = False, invariants: Sequence[object] = ()) -> Results:
+          isolate: bool = False, invariants: Sequence[object] = (),
+          sandbox: bool = False) -> Results:
     """Check a pool (a class, or a TARGET string such as ``"mypool.py:MyPool"``; None: the
     bundled pool) against the contract, and return the results.
 
@@ -85,7 +86,8 @@ def check(target: type | str | None = None, *, checks: str | Sequence[str] | Non
     random when None; the results' reproduce lines carry it. ``isolate``: run a TARGET
     string in a child process, as ``poolcheck check`` does. ``invariants``: your own, as
     files that register them or functions decorated with ``@poolcheck.invariant``; each
-    becomes the check ``stress/<name>``, judged in this process. A bad argument raises a
+    becomes the check ``stress/<name>``, judged in this process. ``sandbox``: isolate, in
+    the sandbox ``poolcheck grade`` uses (docs/THREAT_MODEL.md). A bad argument raises a
     ``PoolcheckError`` whose message says what to do; what the pool does is in the results,
     never raised.
     """
@@ -102,15 +104,16 @@ def check(target: type | str | None = None, *, checks: str | Sequence[str] | Non
         seed = secrets.randbelow(2**32)
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise UsageError(f"seed {seed!r}: must be an int from 0 to {2**32 - 1}")
-    if isolate:
+    if isolate or sandbox:
         if not (target is None or isinstance(target, str)):
-            raise UsageError("isolate=True needs a TARGET string, not a class: the child "
-                             "process imports the pool itself")
-        return _isolated(target, adapter, profiles[profile_name], seed, only, user)
+            raise UsageError("isolate=True and sandbox=True need a TARGET string, not a "
+                             "class: the child process imports the pool itself")
+        return _isolated(target, adapter, profiles[profile_name], seed, only, user, sandbox)
     chosen = _target(target, adapter)
     observer = UserChecks(user, chosen.command_spec, seed, profile_name) if user else None
     results = run_checks(chosen, profiles[profile_name], seed, only,
-                         observe=observer.see if observer else None)
+                         observe=observer.see if observer else None,
+                         observe_all=observer is not None)
     return Results(chosen.command_spec, profile_name, seed,
                    results + (observer.results() if observer else []))
 
@@ -139,10 +142,12 @@ def _target(target: type | str | None, adapter: str) -> Target:
 
 
 def _isolated(spec: str | None, adapter: str, profile: Profile, seed: int,
-              only: list[str] | None, user: list[UserInvariant]) -> Results:
+              only: list[str] | None, user: list[UserInvariant], sandbox: bool) -> Results:
     from poolcheck.app.isolation import run_isolated
+    from poolcheck.app.sandbox import Sandboxing
 
-    outcome = run_isolated(spec or "", adapter, profile, seed, only, invariants=user)
+    outcome = run_isolated(spec or "", adapter, profile, seed, only, invariants=user,
+                           sandbox=Sandboxing() if sandbox else None)
     if outcome.load_error is not None:
         raise LoadError(outcome.load_error)
     return Results(outcome.command_spec, profile.name, seed, outcome.results)

@@ -20,7 +20,8 @@ from poolcheck.errors import HistoryError, TokenError
 from poolcheck.judge import linearize
 from poolcheck.load.adapters import ADAPTERS
 from poolcheck.observe.history import History, history_from_lines, history_lines
-from poolcheck.observe.observations import BadFacts, run_from_json
+from poolcheck.observe.observations import BadFacts
+from poolcheck.observe.wire import facts_from_json
 from poolcheck.run.checks import (
     CONTROLLED,
     STRESS_ROUNDS,
@@ -33,7 +34,8 @@ from poolcheck.settings import LINEARIZE_BUDGET
 FRAME_LIMIT = 8 * 1024 * 1024  # bytes in one frame: a report with a long history fits
 MESSAGE_LIMIT = 256 * 1024  # characters of one check's message
 HEADER = 8  # the frame's length, big-endian
-KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "done"})
+KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "history", "done"})
+HISTORY_KINDS = frozenset({"stress", "parallel"})
 STATUSES = frozenset({"passed", "failed", "error", "timeout"})
 
 
@@ -67,7 +69,9 @@ class Context:
     seed: int
     profile: str
     asked: frozenset[str]  # the checks this child was asked to run
-    observe: bool = False  # it was asked for every stress round's facts
+    observe: bool = False  # it was asked for every stress round's facts (a stress check
+    # or a user invariant was asked for)
+    record: bool = False  # it was asked for every history (--record)
     command_spec: str = ""  # TARGET as reports name it, once the child has loaded it
 
 
@@ -103,9 +107,22 @@ def parse(data: bytes, context: Context) -> tuple[str, Any]:
         if not context.observe:
             raise BadFrame("a round's facts, which were not asked for")
         try:
-            return kind, run_from_json(body)
+            return kind, facts_from_json(body)
         except BadFacts as exc:
             raise BadFrame(f"a round's facts: {exc}") from None
+    if kind == "history":
+        if not context.record:
+            raise BadFrame("a history, which was not asked for")
+        if not isinstance(body, dict) or set(body) != {"kind", "lines"} or \
+                body["kind"] not in HISTORY_KINDS:
+            raise BadFrame("a history frame that is not {kind, lines}")
+        lines = body["lines"]
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            raise BadFrame("a history that is not a list of lines")
+        try:
+            return kind, (body["kind"], history_from_lines(lines))
+        except HistoryError as exc:
+            raise BadFrame(f"a malformed history ({exc})") from None
     if kind == "result":
         return kind, _result(body, context)
     if body is not None:

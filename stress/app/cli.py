@@ -19,6 +19,7 @@ from poolcheck.app.argtypes import thread_count
 from poolcheck.app.config import Grading, load_config
 from poolcheck.app.isolation import run_isolated
 from poolcheck.app.linearize_command import add_linearize_parser
+from poolcheck.app.sandbox import Protection, Sandboxing
 from poolcheck.app.starter import add_init_parser
 from poolcheck.errors import ConfigError, LoadError, PoolcheckError
 from poolcheck.judge.linearize_report import write_html
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
                             "file each (the format `poolcheck linearize` reads), into DIR")
     check.add_argument("--html", type=Path, metavar="PATH",
                        help="draw a failing history as a self-contained timeline page")
+    check.add_argument("--sandbox", action="store_true",
+                       help="run the target as grade does: in a sandbox that sees only a "
+                            "copy of its file, without network, as an unprivileged user "
+                            "(needs bubblewrap; says which protection is missing)")
     check.set_defaults(run=_check)
 
     stress = sub.add_parser("stress", help="run real-thread rounds on a pool until told to stop")
@@ -208,9 +213,10 @@ def _check(args: argparse.Namespace) -> int:
                                   f" (found after {r.found_after:.1f} s of stress rounds)"),
                                file=err),
                            record=args.record, exit_first=args.exitfirst,
-                           invariants=user,
+                           invariants=user, sandbox=Sandboxing() if args.sandbox else None,
                            loaded=lambda name: print(f"poolcheck: checking {name} (profile "
                                                      f"{profile.name}, seed {seed})", file=err))
+    _warn_missing(outcome.missing)
     if outcome.load_error is not None:
         return _usage_error(args, spec, seed, outcome.load_error)
     results = outcome.results
@@ -223,6 +229,13 @@ def _check(args: argparse.Namespace) -> int:
     if args.html:
         _write_html(args.html, results)
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+
+
+def _warn_missing(missing: Sequence[Protection]) -> None:
+    if missing:
+        print("poolcheck: warning: not in force on this machine (install bubblewrap; run "
+              f"as root for a separate user): {'; '.join(map(str, missing))}",
+              file=sys.stderr)
 
 
 def _record_problem(folder: Path | None) -> str | None:
@@ -302,8 +315,11 @@ def _grade(args: argparse.Namespace) -> int:
                                    highlight=False)
             progress.advance(task)
 
+        hide = tuple(p for p in (folder, args.out, args.config and args.config.parent)
+                     if isinstance(p, Path))
         graded = grade_all(submissions, args.adapter, profile, seed, args.jobs, args.only,
-                           done, config)
+                           done, config, hide)
+    _warn_missing(graded[0].missing)
     title = f"poolcheck grade {folder} (profile {profile.name}, batch seed {seed})"
     Console().print(summary_table(graded, title))
     try:

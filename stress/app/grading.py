@@ -20,6 +20,7 @@ from typing import Any
 
 from poolcheck.app.config import Grading
 from poolcheck.app.isolation import run_isolated
+from poolcheck.app.sandbox import Protection, Sandboxing
 from poolcheck.report.explain import checks_json, explain
 from poolcheck.run.checks import CheckResult, derive_seed
 from poolcheck.run.checks import verdict as verdict_of
@@ -31,6 +32,7 @@ class Submission:
     name: str
     spec: str | None  # the TARGET to check; None when ``problem`` says why there is none
     problem: str | None = None
+    folder: Path | None = None  # a submission of several files: all of them are its own
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Graded:
     error: str | None = None
     seconds: float = 0.0
     config: Grading = field(default_factory=Grading)
+    missing: tuple[Protection, ...] = ()  # protections of the sandbox not in force
 
     @property
     def score(self) -> float:
@@ -62,6 +65,8 @@ class Graded:
                                "checks": checks_json(self.results)}
         if self.error:
             doc["error"] = self.error
+        if self.missing:
+            doc["protections_not_in_force"] = [str(p) for p in self.missing]
         return doc
 
 
@@ -83,36 +88,43 @@ def find_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
 
 def _folder_submission(folder: Path) -> Submission:
     if (folder / "pool.py").is_file():
-        return Submission(folder.name, str(folder / "pool.py"))
+        return Submission(folder.name, str(folder / "pool.py"), folder=folder)
     sources = [p for p in folder.glob("*.py") if not p.name.startswith("_")]
     if len(sources) == 1:
-        return Submission(folder.name, str(sources[0]))
+        return Submission(folder.name, str(sources[0]), folder=folder)
     why = "no .py file" if not sources else "several .py files and no pool.py"
     return Submission(folder.name, None, f"{folder.name}/: {why}; name the pool's file pool.py")
 
 
 def grade(submission: Submission, adapter: str, profile: Profile, seed: int,
-          only: list[str] | None = None, config: Grading | None = None) -> Graded:
+          only: list[str] | None = None, config: Grading | None = None,
+          hide: tuple[Path, ...] = ()) -> Graded:
+    """One submission, always in a sandbox that shows it only its own files; ``hide``:
+    folders it must not see even where the sandbox binds their parents (the submissions,
+    the reports, the config's folder)."""
     config = config or Grading()
     if submission.spec is None:
         return Graded(submission, seed, "error", error=submission.problem, config=config)
     chosen = config.select(only)
-    outcome = run_isolated(submission.spec, adapter, profile, seed, chosen)
+    sandbox = Sandboxing(expose=submission.folder, hide=hide)
+    outcome = run_isolated(submission.spec, adapter, profile, seed, chosen, sandbox=sandbox)
     if outcome.load_error is not None:
-        return Graded(submission, seed, "error", error=outcome.load_error, config=config)
+        return Graded(submission, seed, "error", error=outcome.load_error, config=config,
+                      missing=outcome.missing)
     verdict = verdict_of(outcome.results)
     return Graded(submission, seed, verdict, outcome.results,
-                  seconds=round(sum(r.seconds for r in outcome.results), 1), config=config)
+                  seconds=round(sum(r.seconds for r in outcome.results), 1), config=config,
+                  missing=outcome.missing)
 
 
 def grade_all(submissions: list[Submission], adapter: str, profile: Profile, seed: int,
               jobs: int, only: list[str] | None = None,
               done: Callable[[Graded], None] | None = None,
-              config: Grading | None = None) -> list[Graded]:
+              config: Grading | None = None, hide: tuple[Path, ...] = ()) -> list[Graded]:
     """Every submission, ``jobs`` at a time (each in child processes of its own)."""
     def one(submission: Submission) -> Graded:
         graded = grade(submission, adapter, profile,
-                       derive_seed(seed, "grade", submission.name), only, config)
+                       derive_seed(seed, "grade", submission.name), only, config, hide)
         if done:
             done(graded)
         return graded

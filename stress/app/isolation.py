@@ -12,6 +12,7 @@ child runs the checks that remain. Only the parent writes the reports.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import os
@@ -27,8 +28,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from poolcheck.app import channel
+from poolcheck.app.sandbox import Confinement, Protection, Sandboxing
 from poolcheck.causes import Cause
 from poolcheck.judge.user import UserInvariant
+from poolcheck.observe.history import dump_history
 from poolcheck.run.checks import (
     CONTROLLED,
     PARALLEL,
@@ -38,11 +41,16 @@ from poolcheck.run.checks import (
     reproduce_command,
 )
 from poolcheck.run.user_checks import UserChecks
+from poolcheck.run.verify import StressVerifier
 from poolcheck.settings import Profile
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
 LOAD_LIMIT = 30.0  # seconds to import the target and build nothing yet
 OUTPUT_TAIL = 2000  # characters of the child's output kept for a report
+OUTPUT_LIMIT = 64 * 1024 * 1024  # bytes a child may print before it is stopped
+OPEN_FILES = 1024  # descriptors a child may hold
+PROCESSES = 1024  # processes and threads of a sandboxed child (it has a user of its own)
+FILE_SIZE = 256 * 1024 * 1024  # bytes of one file a child writes
 MARGIN = 60.0  # seconds on top of a group's own budget before the parent steps in
 
 
@@ -54,6 +62,8 @@ class Outcome:
     command_spec: str = ""
     results: list[CheckResult] = field(default_factory=list)
     output_bytes: int = 0  # what the target printed, in total
+    sandboxed: bool = False  # it was asked for
+    missing: tuple[Protection, ...] = ()  # protections asked for and not in force
 
 
 def group_limit(profile: Profile, names: list[str], margin: float = MARGIN) -> float:
@@ -71,18 +81,29 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                  record: Path | None = None, memory_mb: int = MEMORY_MB,
                  loaded: Callable[[str], None] | None = None,
                  margin: float = MARGIN, exit_first: bool = False,
-                 invariants: Sequence[UserInvariant] = ()) -> Outcome:
+                 invariants: Sequence[UserInvariant] = (),
+                 sandbox: Sandboxing | None = None) -> Outcome:
     """The checks of TARGET ``spec``, run in child processes; ``loaded`` hears the target's
     name (with ``--adapter`` if needed) once it has loaded, ``progress`` each result.
     ``exit_first``: stop at the first check that does not pass. ``invariants``: user
-    invariants, judged here on the facts of every stress round the child sends."""
-    outcome = Outcome()
+    invariants, judged here on the facts of every stress round the child sends.
+    ``sandbox``: confine each child (``poolcheck.app.sandbox``)."""
+    outcome = Outcome(sandboxed=sandbox is not None)
     remaining = [c.name for c in all_checks()
                  if (c.name in only if only is not None else c.default)]
     user = UserChecks(invariants, spec, seed, profile.name) if invariants else None
+    recorded = len(list(record.glob("*.jsonl"))) if record else 0
     while remaining or user is not None:
+        confinement = sandbox.confine(spec) if sandbox is not None else Confinement([])
+        outcome.missing = confinement.missing
+        cpu = 2 * sum(group_limit(profile, [n], margin) for n in remaining) + LOAD_LIMIT
+        # every stress round's facts come back: the grader judges them (run.verify)
+        rounds_asked = user is not None or any(n.startswith("stress/") for n in remaining)
         child = _Child(spec, adapter, profile, seed, remaining, record, memory_mb,
-                       observe=user is not None, exit_first=exit_first)
+                       observe=rounds_asked, observe_all=user is not None,
+                       exit_first=exit_first,
+                       confinement=confinement, cpu_seconds=int(cpu))
+        verifier = StressVerifier(remaining, seed, spec)
         try:
             loaded_spec = child.wait_loaded()
             first = not outcome.command_spec
@@ -93,7 +114,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                 _blame(outcome, remaining, loaded_spec, seed, profile, progress)
                 remaining = []
                 break
-            outcome.command_spec = loaded_spec
+            outcome.command_spec = verifier.command_spec = loaded_spec
             if user is not None:
                 user.command_spec = loaded_spec
             if first and loaded:
@@ -121,9 +142,15 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                     running = list(body)
                     deadline = time.monotonic() + group_limit(profile, running, margin)
                 elif kind == "round":
+                    verifier.see(body)
                     if user is not None:
                         user.see(body)
+                elif kind == "history":  # checked by the channel, written here: the
+                    assert record is not None  # child cannot write outside its sandbox
+                    recorded += 1
+                    dump_history(body[1], record / f"{body[0]}-{recorded:06d}.jsonl")
                 elif kind == "result":
+                    body = verifier.verify(body)
                     outcome.results.append(body)
                     running.remove(body.name)
                     remaining.remove(body.name)
@@ -185,21 +212,36 @@ class _Child:
 
     def __init__(self, spec: str, adapter: str, profile: Profile, seed: int, only: list[str],
                  record: Path | None, memory_mb: int, observe: bool = False,
-                 exit_first: bool = False) -> None:
+                 observe_all: bool = False, exit_first: bool = False,
+                 confinement: Confinement | None = None, cpu_seconds: int | None = None) -> None:
         self.spec = spec
-        self.context = channel.Context(spec, seed, profile.name, frozenset(only), observe)
+        self.context = channel.Context(spec, seed, profile.name, frozenset(only), observe,
+                                       record=record is not None)
+        self.confinement = confinement or Confinement([])
+        self.overflowed = False
         read_fd, write_fd = os.pipe()
         args = {"spec": spec, "adapter": adapter, "profile": asdict(profile), "seed": seed,
-                "only": only, "record": str(record) if record else None, "fd": write_fd,
-                "memory_mb": memory_mb, "observe": observe, "exit_first": exit_first}
+                "only": only, "record": record is not None, "fd": write_fd,
+                "memory_mb": memory_mb, "observe": observe, "observe_all": observe_all,
+                "exit_first": exit_first,
+                "user": self.confinement.user, "cpu_seconds": cpu_seconds}
+        extra = (self.confinement.info_fd,) if self.confinement.info_fd is not None else ()
         # -I: neither the current folder (a learner's pool.py, model.py, poolcheck.py) nor
         # PYTHON* variables decide what the child imports; poolcheck comes from where it is
         # installed, the target from its path (or, for a module, the current folder last).
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "poolcheck.app.isolation", json.dumps(args)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,), start_new_session=True)
-        os.close(write_fd)
+        try:
+            self.proc = subprocess.Popen(
+                [*self.confinement.prefix, sys.executable, "-I", "-m",
+                 "poolcheck.app.isolation", json.dumps(args)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(write_fd, *extra), start_new_session=True)
+        except BaseException:
+            os.close(read_fd)
+            self.confinement.close()
+            raise
+        finally:
+            os.close(write_fd)
+        self.namespace = self.confinement.started()  # its first process, when sandboxed
         self.messages: queue.Queue[Any] = queue.Queue()
         self.tail: collections.deque[bytes] = collections.deque()
         self.tail_size = 0
@@ -235,6 +277,9 @@ class _Child:
         stream = cast(io.BufferedReader, self.proc.stdout)
         for chunk in iter(lambda: stream.read1(65536), b""):
             self.output_bytes += len(chunk)
+            if self.output_bytes > OUTPUT_LIMIT and not self.overflowed:
+                self.overflowed = True  # a flood: the child ends, its checks fail
+                self._kill()
             self.tail.append(chunk)
             self.tail_size += len(chunk)
             while self.tail_size - len(self.tail[0]) >= OUTPUT_TAIL and len(self.tail) > 1:
@@ -265,8 +310,13 @@ class _Child:
             code = self.proc.wait()
             how = (f"was killed by signal {signal.Signals(-code).name}" if code < 0
                    else f"exited with code {code}")
+            if self.overflowed:
+                return _Failed("failed", f"the process running the pool printed more than "
+                               f"{OUTPUT_LIMIT // 2**20} MiB {during} and was stopped"
+                               f"{self._output()}")
             return _Failed("failed", f"the process running the pool {how} {during} "
-                           f"(a crash, os._exit, or the memory limit){self._output()}")
+                           f"(a crash, os._exit, or a limit: memory, CPU time, processes, "
+                           f"open files){self._output()}")
         return message  # type: ignore[no-any-return]
 
     def _output(self) -> str:
@@ -275,13 +325,29 @@ class _Child:
         text = b"".join(self.tail).decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
         return f"\nlast output of the pool's process:\n{text}" if text else ""
 
+    def _kill(self) -> None:
+        """End the child and everything it started. In a sandbox, killing the namespace's
+        first process makes the kernel end every process in it (a new session is no
+        escape); bwrap exits once they are gone. Outside one, its process group."""
+        if self.proc.poll() is not None:
+            return
+        if self.namespace is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.namespace, signal.SIGKILL)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            self.proc.kill()
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
+        if self.namespace is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.namespace, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10.0)  # bwrap waits for its namespace to be empty
+        self._kill()
         self.proc.wait()
+        self.confinement.close()
 
 
 # -- the child ---------------------------------------------------------------------------
@@ -294,11 +360,11 @@ def _child(args: dict[str, Any]) -> None:
         out.write(channel.frame(kind, body))
         out.flush()
 
-    _limit_memory(args["memory_mb"])
+    confine_child(args["memory_mb"], args["user"], args["cpu_seconds"])
     from poolcheck.errors import LoadError
     from poolcheck.load.targets import load
-    from poolcheck.observe.history import History, dump_history
-    from poolcheck.observe.observations import run_json
+    from poolcheck.observe.history import History, history_lines
+    from poolcheck.observe.wire import facts_json
     from poolcheck.run.checks import run_checks
 
     try:
@@ -307,30 +373,44 @@ def _child(args: dict[str, Any]) -> None:
         send("load_error", str(exc))
         return
     send("loaded", target.command_spec)
-    folder = Path(args["record"]) if args["record"] else None
-    count = [len(list(folder.glob("*.jsonl")))] if folder else [0]
 
-    def record(kind: str, history: History) -> None:
-        assert folder is not None
-        count[0] += 1
-        dump_history(history, folder / f"{kind}-{count[0]:06d}.jsonl")
+    def record(kind: str, history: History) -> None:  # the parent checks it and writes it
+        send("history", {"kind": kind, "lines": history_lines(history)})
 
     run_checks(target, Profile(**args["profile"]), args["seed"], args["only"],
                progress=lambda r: send("result", channel.result_body(r)),
-               record=record if folder else None,
-               observe=(lambda run: send("round", run_json(run))) if args["observe"] else None,
-               stress_first=args["exit_first"],
+               record=record if args["record"] else None,
+               observe=(lambda r: send("round", facts_json(r))) if args["observe"] else None,
+               stress_first=args["exit_first"], observe_all=args["observe_all"],
                starting=lambda names: send("start", names))
     send("done", None)
 
 
-def _limit_memory(megabytes: int) -> None:
+def confine_child(memory_mb: int, user: int | None, cpu_seconds: int | None) -> None:
+    """Limits, then an unprivileged user: both before the target is imported, so a pool
+    never runs without them (an unprivileged process cannot raise a hard limit)."""
     try:
         import resource
-        limit = megabytes * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except (ImportError, ValueError, OSError):
-        pass  # not on this platform: the wall-clock limits still hold
+    except ImportError:  # pragma: no cover - not on this platform: wall-clock limits hold
+        return
+    limits = [(resource.RLIMIT_AS, memory_mb * 1024 * 1024),
+              (resource.RLIMIT_NOFILE, OPEN_FILES), (resource.RLIMIT_FSIZE, FILE_SIZE),
+              (resource.RLIMIT_CORE, 0)]
+    if cpu_seconds is not None:
+        limits.append((resource.RLIMIT_CPU, cpu_seconds))
+    if user is not None:  # counted per user: only for a user of the child's own
+        limits.append((resource.RLIMIT_NPROC, PROCESSES))
+    for which, value in limits:
+        try:
+            _, hard = resource.getrlimit(which)
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):
+            pass  # the wall-clock limits still hold
+    if user is not None:
+        os.setgroups([])
+        os.setresgid(user, user, user)
+        os.setresuid(user, user, user)
 
 
 if __name__ == "__main__":

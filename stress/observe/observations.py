@@ -106,8 +106,8 @@ def run_from_json(doc: object) -> Run:
     if not isinstance(conns, list) or not isinstance(calls, list) or max(
             len(conns), len(calls)) > LIMIT:
         raise BadFacts("a round's connections and calls must be lists (of sensible size)")
-    return Run(_int(doc["seed"]), _int(doc["threads"]), _int(doc["maxsize"]),
-               _bool(doc["block"]), tuple(_connection(c) for c in conns),
+    return Run(as_int(doc["seed"]), as_int(doc["threads"]), as_int(doc["maxsize"]),
+               as_bool(doc["block"]), tuple(_connection(c) for c in conns),
                tuple(_call(c) for c in calls))
 
 
@@ -118,8 +118,8 @@ def _connection(item: object) -> Connection:
     for x in item[2]:
         if not isinstance(x, list) or len(x) != 3:
             raise BadFacts("a close is [at, by_caller, holder]")
-        closes.append(Close(_time(x[0]), _bool(x[1]), _opt(_int, x[2])))
-    return Connection(_int(item[0]), _time(item[1]), tuple(closes))
+        closes.append(Close(as_time(x[0]), as_bool(x[1]), optional(as_int, x[2])))
+    return Connection(as_int(item[0]), as_time(item[1]), tuple(closes))
 
 
 def _call(item: object) -> Call:
@@ -130,28 +130,28 @@ def _call(item: object) -> Call:
         raise BadFacts(f"unknown operation {op!r}")
     if not isinstance(outcome, str) or len(outcome) > 200:
         raise BadFacts("an outcome is a class name")
-    return Call(_int(thread), op, _opt(_int, conn), outcome, _time(call), _opt(_time, ret),
-                _opt(_time, timeout), _opt(_bool, kept))
+    return Call(as_int(thread), op, optional(as_int, conn), outcome, as_time(call),
+                optional(as_time, ret), optional(as_time, timeout), optional(as_bool, kept))
 
 
-def _int(value: object) -> int:
+def as_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**63:
         raise BadFacts(f"{value!r} is not an integer")
     return value
 
 
-def _time(value: object) -> float:
+def as_time(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
             value):
         raise BadFacts(f"{value!r} is not a time")
     return float(value)
 
 
-def _bool(value: object) -> bool:
+def as_bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise BadFacts(f"{value!r} is not true or false")
     return value
 
 
-def _opt(parse: Any, value: object) -> Any:
+def optional(parse: Any, value: object) -> Any:
     return None if value is None else parse(value)

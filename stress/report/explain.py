@@ -83,6 +83,12 @@ _BY_CAUSE: dict[Cause, tuple[str, str, str]] = {
     Cause.NOT_COMPLETED: (
         "not completed", "This check could not finish because the pool hangs.",
         "Fix the hang first (the deadlock-free or timeout check says where)."),
+    Cause.INCONSISTENT: (
+        "a claim the facts deny", "The process that ran your pool reported this check as "
+        "passed, but the facts it recorded show a violation (or are not the facts of the "
+        "rounds poolcheck asked for). poolcheck judges the facts itself.",
+        "Run the reproduce command outside the grader; if the pool or its tests change "
+        "poolcheck's own code while it runs, stop."),
     Cause.CLOSED_WHILE_HELD: (
         "closing a connection a caller holds", "The pool closed a connection that a caller "
         "had checked out and was still using.", "close() closes only the idle connections; "

@@ -18,8 +18,8 @@ from poolcheck.judge.judges import Evidence
 from poolcheck.judge.user import UserInvariant
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
+from poolcheck.observe.facts import RoundResult
 from poolcheck.observe.history import History
-from poolcheck.observe.observations import Run, run_of
 from poolcheck.observe.watchdog import Watchdog
 from poolcheck.run import parallel
 from poolcheck.run.rounds import StressRun, stress_run
@@ -111,14 +111,14 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
                progress: Callable[[CheckResult], None] | None = None,
                record: HistorySink | None = None,
                starting: Callable[[list[str]], None] | None = None,
-               observe: Callable[[Run], None] | None = None,
-               stress_first: bool = False) -> list[CheckResult]:
+               observe: Callable[[RoundResult], None] | None = None,
+               stress_first: bool = False, observe_all: bool = False) -> list[CheckResult]:
     """Run the chosen checks in order: each sequential one, the stress checks together
     (one run, every judge; ``stress_first``: before the sequential ones), then the
     parallel one. ``starting`` hears which checks are
     about to run, ``progress`` each result as it comes, ``observe`` the facts of every
-    stress round (for user invariants: the rounds then run even if no stress check is
-    chosen). ``only=None``: the default checks."""
+    stress round; ``observe_all`` (user invariants): the rounds then run their whole time,
+    even if no stress check is chosen. ``only=None``: the default checks."""
     session = Session()
     results: list[CheckResult] = []
     chosen = [c for c in all_checks() if (c.name in only if only is not None else c.default)]
@@ -130,11 +130,11 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
 
     def stress() -> None:
         stress_checks = [c for c in chosen if c.name.startswith("stress/")]
-        if stress_checks or observe:
+        if stress_checks or (observe and observe_all):
             if starting:
                 starting([c.name for c in stress_checks] or [STRESS_ROUNDS])
             for result in run_stress_checks(target, profile, seed, stress_checks, record,
-                                            observe, early=report):
+                                            observe, early=report, observe_all=observe_all):
                 report(result)
 
     if stress_first:  # the rounds find most bugs first: a verdict for -x in seconds
@@ -191,8 +191,9 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
 
 def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[Check],
                       record: HistorySink | None = None,
-                      observe: Callable[[Run], None] | None = None,
-                      early: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+                      observe: Callable[[RoundResult], None] | None = None,
+                      early: Callable[[CheckResult], None] | None = None,
+                      observe_all: bool = False) -> list[CheckResult]:
     """Real-thread rounds for every stress check at once: one run, every judge. ``early``
     hears each failed check as soon as it is found (and shrunk); the list returned holds
     the others."""
@@ -215,7 +216,7 @@ def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[
     run = stress_run(target, seed, wanted, profile.stress_seconds, profile.shrink_seconds,
                      block=only_mode,
                      on_history=(lambda h: record("stress", h)) if record else None,
-                     on_result=(lambda r: observe(run_of(r))) if observe else None,
+                     on_result=observe, until_end=observe_all,
                      on_failure=found)
     seconds = round((time.monotonic() - started) / max(1, len(checks)), 3)
     results = []

@@ -39,9 +39,9 @@ def round_seed(seed: int, index: int) -> int:
     return zlib.crc32(repr((seed, "stress", index)).encode())
 
 
-def stress_command(target: Target, spec: RoundSpec) -> str:
+def stress_command(command_spec: str, spec: RoundSpec) -> str:
     block = "--block" if spec.block else "--no-block"
-    return (f"poolcheck stress {target.command_spec} --seed {spec.seed} --threads {spec.threads} "
+    return (f"poolcheck stress {command_spec} --seed {spec.seed} --threads {spec.threads} "
             f"--ops {spec.ops} --maxsize {spec.maxsize} {block} --seconds 30")
 
 
@@ -52,11 +52,12 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
                seeds: Callable[[int], int] | None = None,
                on_history: Callable[[History], None] | None = None,
                on_result: Callable[[RoundResult], None] | None = None,
+               until_end: bool = False,
                on_failure: Callable[[StressRun, Invariant], None] | None = None) -> StressRun:
     """Rounds until every wanted invariant failed or ``seconds`` ran out.
 
     ``on_history`` receives each round's contract history (``--record``), ``on_result``
-    each round's facts (user invariants: then the rounds go on until ``seconds``)."""
+    each round's facts; ``until_end``: go on until ``seconds`` even so (user invariants)."""
     run = StressRun()
     stalls = 0
     stormed = False
@@ -64,7 +65,7 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
     next_seed = seeds or (lambda i: round_seed(seed, i))
     with Watchdog() as watchdog:
         while time.monotonic() < deadline and (
-                on_result is not None or not wanted <= set(run.failures)):
+                until_end or not wanted <= set(run.failures)):
             spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, block)
             if spec.block and not spec.closer and Invariant.TIMEOUT in wanted and not stormed:
                 # the first round whose probes run (block, no closer) also runs the storm
@@ -90,7 +91,8 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
                         seconds - (deadline - time.monotonic()), 3)
                     smaller = None if result.stall or spec.storm else _shrink(
                         target, spec, finding, watchdog, shrink_seconds)
-                    run.failures[finding.invariant] = _report(target, result, finding, smaller)
+                    run.failures[finding.invariant] = round_report(
+                        target.command_spec, result, finding, smaller)
                     if finding.evidence is not None:
                         run.evidence[finding.invariant] = finding.evidence
                     if finding.cause is not None:
@@ -129,8 +131,8 @@ def _shrink(target: Target, spec: RoundSpec, finding: Finding, watchdog: Watchdo
     return None if best is spec else best
 
 
-def _report(target: Target, result: RoundResult, finding: Finding,
-            smaller: RoundSpec | None) -> str:
+def round_report(command_spec: str, result: RoundResult, finding: Finding,
+                 smaller: RoundSpec | None = None) -> str:
     spec = result.spec
     lines = [finding.message.rstrip(), "",
              f"round: {spec.describe()} (seed {spec.seed})",
@@ -138,8 +140,8 @@ def _report(target: Target, result: RoundResult, finding: Finding,
     lines += [f"  thread {t}: {'; '.join(ops) or '(none)'}"
               for t, ops in sorted(result.last_ops.items())]
     lines.append("re-run from this round (its programs first; a race may take a few "
-                 f"rounds to recur): {stress_command(target, spec)}")
+                 f"rounds to recur): {stress_command(command_spec, spec)}")
     if smaller is not None:
         lines.append(f"smallest failing round found: {smaller.describe()}, re-run from it: "
-                     f"{stress_command(target, smaller)}")
+                     f"{stress_command(command_spec, smaller)}")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from poolcheck.causes import Cause
 from poolcheck.judge.user import UserInvariant, judge_round
-from poolcheck.observe.observations import Run
+from poolcheck.observe.facts import RoundResult
+from poolcheck.observe.observations import run_of
 from poolcheck.run.checks import NOT_EXERCISED, CheckResult, Status, reproduce_command
 
 
@@ -31,7 +32,8 @@ class UserChecks:
     def names(self) -> list[str]:
         return [i.check_name for i in self.invariants]
 
-    def see(self, run: Run) -> None:
+    def see(self, result: RoundResult) -> None:
+        run = run_of(result)
         self.rounds += 1
         self.handed_out = self.handed_out or any(
             c.op == "get" and c.outcome == "ok" for c in run.calls)

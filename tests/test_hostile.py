@@ -167,3 +167,27 @@ checks.run_stress_checks = no_rounds
     [result] = run_isolated(spec, "auto", TINY, 1, NO_LEAK).results
     assert result.status == "failed" and result.cause is Cause.INCONSISTENT
     assert "facts of no round" in result.message
+
+
+# The catalogue's pool that still hands out connections after close(): no history with a
+# get after the close is linearizable.
+CLOSED_HANDS_OUT = Path(__file__).resolve().parents[1] / "examples" / "buggy" / \
+    "closed_pool_hands_out.py"
+BLIND = """
+import poolcheck.judge.linearize as linearize
+_real = linearize.check
+linearize.check = lambda history, *args: _real(type(history)(history.pool, ()), *args)
+"""
+
+
+def test_blinding_the_linearizability_checker_in_the_pools_process_passes_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "blind.py"
+    path.write_text(CLOSED_HANDS_OUT.read_text() + BLIND)
+    checks = ["parallel/linearizable", "controlled/linearizable"]
+    outcome = run_isolated(f"{path}:Pool", "auto", TINY, 1, checks)
+    assert [r.status for r in outcome.results] == ["failed", "failed"]
+    for result in outcome.results:
+        assert result.cause is Cause.INCONSISTENT
+        assert "histories it recorded is not linearizable" in result.message
+        assert result.evidence is not None  # the history, judged here, is the evidence

@@ -15,6 +15,8 @@ from poolcheck.pool import Pool as Correct
 from poolcheck.report.explain import explain
 from poolcheck.settings import PROFILES
 
+pytest_plugins = ["pytester"]
+
 TINY = replace(PROFILES["quick"], name="tiny", stress_seconds=1.5, shrink_seconds=0.5)
 # The issue's example, word for word.
 CLOSES_ONCE = '''
@@ -132,3 +134,81 @@ def test_facts_survive_json_and_bad_facts_are_refused() -> None:
     doc["calls"][0][1] = "rm -rf"
     with pytest.raises(BadFacts, match="unknown operation"):
         run_from_json(doc)
+
+
+# -- in grading configs, `poolcheck grade` and the pytest plugin ---------------------------
+
+
+def test_a_grading_config_names_and_weighs_user_invariants(tmp_path: Path) -> None:
+    from poolcheck.app.config import load_config
+
+    (tmp_path / "mine.py").write_text(CLOSES_ONCE)
+    config = tmp_path / "grading.toml"
+    config.write_text('[weights]\n"sequential/bound" = 1\n"stress/closes-once" = 3\n'
+                      '[invariants]\nfiles = ["mine.py"]\n')
+    grading = load_config(config)
+    assert [i.check_name for i in grading.chosen_invariants(None)] == ["stress/closes-once"]
+    assert grading.weight("stress/closes-once") == 3
+    assert grading.select(None) == ["sequential/bound"]
+    assert grading.select(["stress/closes-once"]) == []  # a user check is not a built-in
+
+
+def test_a_config_whose_invariants_file_is_missing_is_one_clear_error(tmp_path: Path) -> None:
+    from poolcheck.app.config import load_config
+    from poolcheck.errors import ConfigError
+
+    config = tmp_path / "grading.toml"
+    config.write_text('[weights]\n"sequential/bound" = 1\n[invariants]\nfiles = ["gone.py"]\n')
+    with pytest.raises(ConfigError, match=r"\[invariants\] --invariants .*gone.py: no such file"):
+        load_config(config)
+
+
+def test_grade_judges_user_invariants_and_scores_them(tmp_path: Path) -> None:
+    from poolcheck.app.config import Grading
+    from poolcheck.app.grading import find_submissions, grade_all
+    from poolcheck.judge.user import load_invariants
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "good.py").write_text("from poolcheck.pool import Pool as Correct\n\n\n"
+                                  "class Pool(Correct):\n    pass\n")
+    (subs / "twice.py").write_text(CLOSES_TWICE)
+    (tmp_path / "mine.py").write_text(CLOSES_ONCE)
+    config = Grading().with_invariants(load_invariants([tmp_path / "mine.py"]))
+    submissions, _ = find_submissions(subs)
+    graded = {g.submission.name: g for g in grade_all(
+        submissions, "auto", TINY, 1, 2, ["stress/bound", "stress/closes-once"],
+        config=config)}
+    assert [(r.name, r.status) for r in graded["good"].results] == [
+        ("stress/bound", "passed"), ("stress/closes-once", "passed")]
+    assert graded["good"].score == 2
+    assert [(r.name, r.status) for r in graded["twice"].results] == [
+        ("stress/bound", "passed"), ("stress/closes-once", "failed")]
+    assert graded["twice"].score == 1 and graded["twice"].max_score == 2
+
+
+def test_grade_refuses_a_check_no_invariant_defines(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "good.py").write_text("from poolcheck.pool import Pool\n")
+    assert main(["grade", str(tmp_path / "subs"), "--check", "stress/closes-once"]) == 2
+    assert "--check stress/closes-once: no such check" in capsys.readouterr().err
+
+
+def test_the_plugin_takes_invariants_files(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    mine = tmp_path / "mine.py"
+    mine.write_text(CLOSES_ONCE)
+    pytester.makepyfile(twice=CLOSES_TWICE, test_twice="""
+        from dataclasses import replace
+        from poolcheck.settings import PROFILES
+
+        TINY = replace(PROFILES["quick"], name="tiny", stress_seconds=1.5, shrink_seconds=0.5)
+
+        def test_pool(poolcheck):
+            poolcheck.check("twice.py:Pool", checks=["stress/closes-once"], profile=TINY,
+                            seed=1)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:cacheprovider",
+                                           "--poolcheck-invariants", str(mine))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAILED stress/closes-once (closes-once)*"])

@@ -29,13 +29,15 @@ from poolcheck.run.checks import (
     all_checks,
     reproduce_command,
 )
+from poolcheck.run.verify import JUDGED
 from poolcheck.settings import LINEARIZE_BUDGET
 
 FRAME_LIMIT = 8 * 1024 * 1024  # bytes in one frame: a report with a long history fits
 MESSAGE_LIMIT = 256 * 1024  # characters of one check's message
 HEADER = 8  # the frame's length, big-endian
 KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "history", "done"})
-HISTORY_KINDS = frozenset({"stress", "parallel"})
+HISTORY_KINDS = frozenset({"stress", "parallel", "controlled"})
+
 STATUSES = frozenset({"passed", "failed", "error", "timeout"})
 
 
@@ -111,11 +113,11 @@ def parse(data: bytes, context: Context) -> tuple[str, Any]:
         except BadFacts as exc:
             raise BadFrame(f"a round's facts: {exc}") from None
     if kind == "history":
-        if not context.record:
-            raise BadFrame("a history, which was not asked for")
         if not isinstance(body, dict) or set(body) != {"kind", "lines"} or \
                 body["kind"] not in HISTORY_KINDS:
             raise BadFrame("a history frame that is not {kind, lines}")
+        if not context.record and JUDGED.get(body["kind"]) not in context.asked:
+            raise BadFrame("a history, which was not asked for")
         lines = body["lines"]
         if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
             raise BadFrame("a history that is not a list of lines")

@@ -21,7 +21,7 @@ from poolcheck.app.isolation import run_isolated
 from poolcheck.app.linearize_command import add_linearize_parser
 from poolcheck.app.sandbox import Protection, Sandboxing
 from poolcheck.app.starter import add_init_parser
-from poolcheck.errors import ConfigError, LoadError, PoolcheckError
+from poolcheck.errors import LoadError, PoolcheckError
 from poolcheck.judge.linearize_report import write_html
 from poolcheck.judge.user import load_invariants
 from poolcheck.load.adapters import ADAPTERS as ADAPTER_KINDS
@@ -122,8 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
                        help="submissions checked at once (default: one per core)")
     grade.add_argument("--check", action="append", dest="only", metavar="NAME",
-                       choices=[c.name for c in all_checks()],
-                       help="grade only this check (repeatable)")
+                       help="grade only this check (repeatable): "
+                            f"{', '.join(c.name for c in all_checks())}, or stress/NAME "
+                            "for an invariant of --invariants")
+    grade.add_argument("--invariants", action="append", type=Path, default=[],
+                       metavar="FILE", help="your own invariants (repeatable), as for check; "
+                       "each counts 1 point unless the config weighs it")
     grade.add_argument("--config", type=Path, metavar="TOML",
                        help="which checks count, their weights, which are hidden")
     grade.add_argument("--out", type=Path, metavar="DIR", default=Path("poolcheck-grades"),
@@ -185,8 +189,9 @@ def _check(args: argparse.Namespace) -> int:
     if problem:
         return _usage_error(args, spec, seed, problem)
     try:
-        args.grading = load_config(args.config) if args.config else Grading()
-        user = load_invariants(args.invariants)
+        args.grading = (load_config(args.config) if args.config else Grading()
+                        ).with_invariants(load_invariants(args.invariants))
+        user = args.grading.chosen_invariants(None)
     except PoolcheckError as exc:
         return _usage_error(args, spec, seed, str(exc))
     builtin = {c.name for c in all_checks()}
@@ -281,11 +286,18 @@ def _grade(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     try:
-        config = load_config(args.config) if args.config else Grading()
-    except ConfigError as exc:
+        config = (load_config(args.config) if args.config else Grading()
+                  ).with_invariants(load_invariants(args.invariants))
+    except PoolcheckError as exc:
         print(f"poolcheck: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not config.select(args.only):
+    known = [c.name for c in all_checks()] + [i.check_name for i in config.invariants]
+    unknown = [n for n in args.only or () if n not in known]
+    if unknown:
+        print(f"poolcheck: error: --check {unknown[0]}: no such check (checks are "
+              f"{', '.join(known)})", file=sys.stderr)
+        return EXIT_USAGE
+    if not config.select(args.only) and not config.chosen_invariants(args.only):
         print(f"poolcheck: error: --config {args.config}: none of the checks named with "
               "--check counts in it", file=sys.stderr)
         return EXIT_USAGE

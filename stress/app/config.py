@@ -10,6 +10,9 @@ A small TOML file::
     [hidden]                     # results learners see only after the deadline
     checks = ["parallel/*"]
 
+    [invariants]                 # your own (@poolcheck.invariant), paths from this file
+    files = ["invariants.py"]    # each is the check stress/NAME, weighed like the others
+
 Every mistake in it (an unknown key, a pattern that matches no check, a weight that is
 negative or not a number, TOML that does not parse) is one clear line, never a traceback.
 """
@@ -27,7 +30,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from poolcheck.errors import ConfigError
+from poolcheck.errors import ConfigError, PoolcheckError
+from poolcheck.judge.user import UserInvariant, load_invariants
 from poolcheck.run.checks import all_checks, default_checks
 
 
@@ -39,6 +43,23 @@ class Grading:
         default_factory=lambda: {c.name: 1.0 for c in all_checks()})
     hidden: frozenset[str] = frozenset()
     configured: bool = False  # from a file: exactly its checks run, opt-in ones included
+    invariants: tuple[UserInvariant, ...] = ()  # user invariants: checks stress/NAME
+
+    def with_invariants(self, extra: list[UserInvariant]) -> Grading:
+        """The config with user invariants named on the command line: each counts 1 point
+        unless the config weighs it."""
+        taken = {i.name for i in self.invariants}
+        added = tuple(i for i in extra if i.name not in taken)
+        if len(added) < len(extra):
+            raise ConfigError(f"--invariants: {next(i.name for i in extra if i.name in taken)!r}"
+                              " is registered twice (in the config's [invariants] too)")
+        weights = {**{i.check_name: 1.0 for i in added}, **self.weights}
+        return Grading(weights, self.hidden, self.configured, self.invariants + added)
+
+    def chosen_invariants(self, only: list[str] | None) -> list[UserInvariant]:
+        """The user invariants that count, of those named with ``--check`` if any."""
+        return [i for i in self.invariants if self.weight(i.check_name) > 0
+                and (not only or i.check_name in only)]
 
     @property
     def checks(self) -> list[str]:
@@ -52,6 +73,10 @@ class Grading:
         config, a named check runs even if it is opt-in. Empty: none of them counts."""
         if not only:
             return self.checks
+        only = [n for n in only if not n.startswith("stress/") or n in
+                {c.name for c in all_checks()}]  # user invariants: chosen_invariants
+        if not only:
+            return []
         if self.configured:
             return [c for c in self.checks if c in only]
         return [c.name for c in all_checks() if c.name in only]
@@ -70,15 +95,17 @@ def load_config(path: Path) -> Grading:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
-    return parse_config(doc, where)
+    return parse_config(doc, where, path.parent)
 
 
-def parse_config(doc: dict[str, Any], where: str = "config") -> Grading:
-    names = [c.name for c in all_checks()]
-    unknown = sorted(set(doc) - {"weights", "hidden"})
+def parse_config(doc: dict[str, Any], where: str = "config",
+                 base: Path | None = None) -> Grading:
+    unknown = sorted(set(doc) - {"weights", "hidden", "invariants"})
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)} "
-                          "(expected [weights] and [hidden])")
+                          "(expected [weights], [hidden] and [invariants])")
+    invariants = _invariants(doc.get("invariants", {}), where, base or Path.cwd())
+    names = [c.name for c in all_checks()] + [i.check_name for i in invariants]
     table = doc.get("weights")
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{where}: [weights] is missing or empty; it says which checks "
@@ -101,10 +128,23 @@ def parse_config(doc: dict[str, Any], where: str = "config") -> Grading:
         raise ConfigError(f"{where}: [hidden] checks must be a list of check names or "
                           "patterns")
     hidden = {name for p in patterns for name in _matching(p, names, where, "hidden")}
-    grading = Grading(weights, frozenset(hidden), configured=True)
-    if not grading.checks:
+    grading = Grading(weights, frozenset(hidden), configured=True,
+                      invariants=tuple(invariants))
+    if not grading.checks and not grading.chosen_invariants(None):
         raise ConfigError(f"{where}: every weight is 0: no check would run")
     return grading
+
+
+def _invariants(table: object, where: str, base: Path) -> list[UserInvariant]:
+    if not isinstance(table, dict) or set(table) - {"files"}:
+        raise ConfigError(f'{where}: [invariants] takes one key, files = ["path.py", ...]')
+    files = table.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ConfigError(f"{where}: [invariants] files must be a list of paths")
+    try:
+        return load_invariants(base / f for f in files)
+    except PoolcheckError as exc:
+        raise ConfigError(f"{where}: [invariants] {exc}") from None
 
 
 def _matching(pattern: str, names: list[str], where: str, section: str) -> list[str]:

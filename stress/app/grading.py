@@ -107,7 +107,8 @@ def grade(submission: Submission, adapter: str, profile: Profile, seed: int,
         return Graded(submission, seed, "error", error=submission.problem, config=config)
     chosen = config.select(only)
     sandbox = Sandboxing(expose=submission.folder, hide=hide)
-    outcome = run_isolated(submission.spec, adapter, profile, seed, chosen, sandbox=sandbox)
+    outcome = run_isolated(submission.spec, adapter, profile, seed, chosen, sandbox=sandbox,
+                           invariants=config.chosen_invariants(only))
     if outcome.load_error is not None:
         return Graded(submission, seed, "error", error=outcome.load_error, config=config,
                       missing=outcome.missing)

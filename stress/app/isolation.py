@@ -41,7 +41,7 @@ from poolcheck.run.checks import (
     reproduce_command,
 )
 from poolcheck.run.user_checks import UserChecks
-from poolcheck.run.verify import StressVerifier
+from poolcheck.run.verify import HistoryVerifier, StressVerifier
 from poolcheck.settings import Profile
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
@@ -104,6 +104,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                        exit_first=exit_first,
                        confinement=confinement, cpu_seconds=int(cpu))
         verifier = StressVerifier(remaining, seed, spec)
+        histories = HistoryVerifier(remaining)
         try:
             loaded_spec = child.wait_loaded()
             first = not outcome.command_spec
@@ -145,12 +146,14 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                     verifier.see(body)
                     if user is not None:
                         user.see(body)
-                elif kind == "history":  # checked by the channel, written here: the
-                    assert record is not None  # child cannot write outside its sandbox
-                    recorded += 1
-                    dump_history(body[1], record / f"{body[0]}-{recorded:06d}.jsonl")
+                elif kind == "history":  # checked by the channel, judged and written here
+                    if histories.wants(body[0]):
+                        histories.see(*body)
+                    if record is not None:  # the child cannot write outside its sandbox
+                        recorded += 1
+                        dump_history(body[1], record / f"{body[0]}-{recorded:06d}.jsonl")
                 elif kind == "result":
-                    body = verifier.verify(body)
+                    body = histories.verify(verifier.verify(body))
                     outcome.results.append(body)
                     running.remove(body.name)
                     remaining.remove(body.name)
@@ -374,12 +377,13 @@ def _child(args: dict[str, Any]) -> None:
         return
     send("loaded", target.command_spec)
 
-    def record(kind: str, history: History) -> None:  # the parent checks it and writes it
-        send("history", {"kind": kind, "lines": history_lines(history)})
+    def record(kind: str, history: History) -> None:  # the parent judges it, writes it
+        if args["record"] or kind != "stress":  # stress rounds: their facts are sent
+            send("history", {"kind": kind, "lines": history_lines(history)})
 
     run_checks(target, Profile(**args["profile"]), args["seed"], args["only"],
                progress=lambda r: send("result", channel.result_body(r)),
-               record=record if args["record"] else None,
+               record=record,
                observe=(lambda r: send("round", facts_json(r))) if args["observe"] else None,
                stress_first=args["exit_first"], observe_all=args["observe_all"],
                starting=lambda names: send("start", names))

@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--poolcheck-target", metavar="SPEC", default=None,
                     help="path/to/file.py:Name or module:Name: the pool of "
                          "poolcheck.check() called without one")
+    group.addoption("--poolcheck-invariants", metavar="FILE", action="append", default=[],
+                    help="your own invariants (@poolcheck.invariant), checked by every "
+                         "poolcheck.check() (repeatable)")
     parser.addini("poolcheck_profile", "default profile of poolcheck.check()", default="")
 
 
@@ -59,8 +62,9 @@ class PoolCheck:
 
     def check(self, pool: type | str | None = None, *, checks: Sequence[str] | None = None,
               profile: str | None = None, seed: int | None = None,
-              adapter: str = "auto") -> Results:
-        """Run the checks (default: all) on ``pool``; fail the test unless all pass."""
+              adapter: str = "auto", invariants: Sequence[object] = ()) -> Results:
+        """Run the checks (default: all) on ``pool``; fail the test unless all pass.
+        ``invariants``: your own, added to those of ``--poolcheck-invariants``."""
         from poolcheck.app.api import check
         from poolcheck.errors import PoolcheckError
 
@@ -74,8 +78,10 @@ class PoolCheck:
         if seed is None:
             seed = zlib.crc32(self._nodeid.encode())
         try:
+            files = self._config.getoption("poolcheck_invariants") or []
             results = check(pool, checks=checks, seed=seed, adapter=adapter,
-                            profile=profile or _profile_option(self._config) or "quick")
+                            profile=profile or _profile_option(self._config) or "quick",
+                            invariants=[*files, *invariants])
         except PoolcheckError as exc:
             _fail(str(exc))
         if not results.passed:

@@ -155,12 +155,13 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
     if CONTROLLED in chosen:
         if starting:
             starting([CONTROLLED.name])
-        report(run_controlled_check(target, profile, seed))
+        report(run_controlled_check(target, profile, seed, record))
     order = {c.name: i for i, c in enumerate(all_checks())}
     return sorted(results, key=lambda r: order[r.name])  # failures found early came first
 
 
-def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckResult:
+def run_controlled_check(target: Target, profile: Profile, seed: int,
+                         record: HistorySink | None = None) -> CheckResult:
     """Small programs under a scheduler that runs one thread at a time (poolcheck.run.controlled).
 
     A run the scheduler could not drive (a primitive it did not replace, a thread the pool
@@ -170,7 +171,9 @@ def run_controlled_check(target: Target, profile: Profile, seed: int) -> CheckRe
     reproduce = reproduce_command(target.command_spec, CONTROLLED.name, seed, profile.name)
     started = time.monotonic()
     out = controlled.check_target(target, derive_seed(seed, CONTROLLED.name),
-                                  profile.parallel_seconds)
+                                  profile.parallel_seconds,
+                                  on_history=(lambda h: record("controlled", h)) if record
+                                  else None)
     seconds = round(time.monotonic() - started, 3)
     failure = out.failure
     if failure is None:

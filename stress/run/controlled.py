@@ -325,9 +325,11 @@ class Exploration:
 def explore(target: Target, program: Program, maxsize: int, block: bool, *,
             strategy: str = "random", seed: int = 0, runs: int = 1000,
             seconds: float = 10.0, depth: int = 3, preemptions: int = 2,
-            budget: int = BUDGET, get_timeout: float = GET_TIMEOUT) -> Exploration:
+            budget: int = BUDGET, get_timeout: float = GET_TIMEOUT,
+            on_history: Callable[[History], None] | None = None) -> Exploration:
     """Run ``program`` under ``strategy`` (random | pct | bounded) until a failure, ``runs``
-    runs or ``seconds`` have passed; the bounded search also ends when it is complete."""
+    runs or ``seconds`` have passed; the bounded search also ends when it is complete.
+    ``on_history`` sees the history of every run (the grader judges them again)."""
     start = time.monotonic()
     found = Exploration(strategy)
     schedules = _Bounded(preemptions) if strategy == "bounded" else None
@@ -350,6 +352,8 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
             raise ValueError(f"unknown strategy {strategy!r} (random, pct or bounded)")
         run = run_controlled(target, program, maxsize, block, chooser, budget,
                              get_timeout=get_timeout)
+        if on_history is not None and run.history is not None:
+            on_history(run.history)
         found.runs += 1
         steps_seen = max(steps_seen, run.steps)
         if schedules is not None:
@@ -397,7 +401,9 @@ def _next_schedule(decisions: list[tuple[int, int, bool]], k: int) -> list[int] 
 
 def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 0,
                       examples: int = 200, seconds: float = 20.0,
-                      shrink_seconds: float = 20.0) -> ControlledRun | None:
+                      shrink_seconds: float = 20.0,
+                      on_history: Callable[[History], None] | None = None
+                      ) -> ControlledRun | None:
     """Hypothesis draws the program and the schedule; the smallest failure seen is returned,
     its preemptions then minimized (``minimize``).
 
@@ -426,6 +432,8 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
         if failed_at and time.monotonic() > failed_at[0] + shrink_seconds:
             return
         run = run_controlled(target, program, maxsize, block, Drawn(choices, walk))
+        if on_history is not None and run.history is not None:
+            on_history(run.history)
         if run.no_verdict:
             stuck.append(run)
             raise _Stop
@@ -650,9 +658,11 @@ class CheckOutcome:
 
 
 def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
-                 configs: Sequence[Configuration] = CONTROLLED_CONFIGURATIONS) -> CheckOutcome:
+                 configs: Sequence[Configuration] = CONTROLLED_CONFIGURATIONS,
+                 on_history: Callable[[History], None] | None = None) -> CheckOutcome:
     """The small programs under random walk, PCT and a 2-preemption bounded search, then
-    Hypothesis-drawn programs, on each configuration, until a failure or ``seconds``."""
+    Hypothesis-drawn programs, on each configuration, until a failure or ``seconds``;
+    ``on_history`` sees every run's history."""
     start = time.monotonic()
     configs = [c for c in configs if c[1] in target.modes]
     runs = 0
@@ -662,14 +672,15 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
         for program in SMALL_PROGRAMS:
             for strategy in ("random", "pct", "bounded"):
                 found = explore(target, program, maxsize, block, strategy=strategy,
-                                seed=seed, runs=200, seconds=per_program / 3)
+                                seed=seed, runs=200, seconds=per_program / 3,
+                                on_history=on_history)
                 runs += found.runs
                 if found.failure is not None:
                     return CheckOutcome(minimize(found.failure), runs,
                                         time.monotonic() - start)  # (no verdict: as it is)
     for maxsize, block in configs:
         best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
-                                 seconds=share, shrink_seconds=share)
+                                 seconds=share, shrink_seconds=share, on_history=on_history)
         if best is not None:
             return CheckOutcome(best, runs, time.monotonic() - start)
     return CheckOutcome(None, runs, time.monotonic() - start)

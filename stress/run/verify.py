@@ -1,11 +1,14 @@
-"""The grader's own verdict on the stress rounds a pool's process ran and reported.
+"""The grader's own verdict on what a pool's process ran and reported.
 
-The process that runs an untrusted pool also judges its rounds (it must, to shrink a
-failure), but its word decides nothing: it sends every round's facts
-(``poolcheck.observe.wire``), and here the same pure judges run on them again. A stress
-check passes only if the grader saw the rounds (with the seeds it would draw) and found no
-violation in them; a pass the facts contradict fails as ``inconsistent``. A failure the
-process reports is kept: a pool can always make itself fail.
+The process that runs an untrusted pool also judges what it runs (it must, to shrink a
+failure), but its word decides nothing: it sends every stress round's facts
+(``poolcheck.observe.wire``) and the history of every parallel and controlled run, and
+here the same pure judges and the same linearizability checker run on them again. Such a
+check passes only if the grader saw what it ran (stress rounds with the seeds it would
+draw) and found no violation in it; a pass the facts contradict fails as ``inconsistent``.
+A failure the process reports is kept: a pool can always make itself fail.
+
+The sequential check is still judged beside the pool only (docs/THREAT_MODEL.md).
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from poolcheck.causes import Cause
+from poolcheck.judge import linearize
 from poolcheck.judge.judges import Finding, judge
+from poolcheck.judge.linearize_report import format_report
 from poolcheck.model import Invariant
 from poolcheck.observe.facts import RoundResult
-from poolcheck.run.checks import CheckResult, all_checks
+from poolcheck.observe.history import History
+from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks
 from poolcheck.run.rounds import THREADS, round_report, round_seed
+from poolcheck.settings import LINEARIZE_BUDGET
+
+CLAIM = "the pool's process reported this check as passed, but "
+JUDGED = {"parallel": PARALLEL.name, "controlled": CONTROLLED.name}  # history kinds
 
 
 class StressVerifier:
@@ -49,7 +59,7 @@ class StressVerifier:
         """``result`` as the grader decides it: a pass must agree with the facts."""
         if result.status != "passed" or result.name not in self.wanted.values():
             return result
-        claim = "the pool's process reported this check as passed, but "
+        claim = CLAIM
         if self.problem is not None:
             return replace(result, status="failed", cause=Cause.INCONSISTENT,
                            message=claim + f"its facts are not the rounds asked for: "
@@ -66,3 +76,38 @@ class StressVerifier:
                            + f"\n\n({claim}the facts it recorded show this violation)")
         return replace(result, message=f"no violation in {self.rounds} rounds "
                        f"({self.calls} calls, {THREADS} threads)")
+
+
+class HistoryVerifier:
+    """Judges the history of every parallel and controlled run; ``verify`` then decides."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.asked = {PARALLEL.name, CONTROLLED.name} & set(names)
+        self.runs: dict[str, int] = {}
+        self.violations: dict[str, tuple[History, linearize.Result]] = {}
+
+    def wants(self, kind: str) -> bool:
+        return JUDGED.get(kind) in self.asked
+
+    def see(self, kind: str, history: History) -> None:
+        check = JUDGED[kind]
+        self.runs[check] = self.runs.get(check, 0) + 1
+        if check not in self.violations:
+            result = linearize.check(history, LINEARIZE_BUDGET)
+            if result.verdict == linearize.NOT_LINEARIZABLE:
+                self.violations[check] = (history, result)
+
+    def verify(self, result: CheckResult) -> CheckResult:
+        if result.status != "passed" or result.name not in self.asked:
+            return result
+        if not self.runs.get(result.name):
+            return replace(result, status="failed", cause=Cause.INCONSISTENT,
+                           message=CLAIM + "it sent the history of no run")
+        found = self.violations.get(result.name)
+        if found is not None:
+            return replace(result, status="failed", cause=Cause.INCONSISTENT, evidence=found,
+                           message=format_report(*found).rstrip("\n")
+                           + f"\n\n({CLAIM}one of the histories it recorded is not "
+                           "linearizable)")
+        return replace(result, message=f"no violation in {self.runs[result.name]} runs, "
+                       "each history judged by poolcheck")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,12 @@ def main() -> int:
         seconds = time.monotonic() - started
         with (out / "summary.csv").open() as stream:
             rows = {r["submission"]: r for r in csv.DictReader(stream)}
-    wrong = []
+        # the grader judges again what each pool's process reported: on pools that do not
+        # tamper with the checker the two must agree (a disagreement fails as inconsistent)
+        disagreed = [f"{p.stem}: {c['name']}" for p in sorted(out.glob("*.json"))
+                     for c in json.loads(p.read_text()).get("checks", [])
+                     if c.get("cause") == "inconsistent"]
+    wrong = [f"the grader and the pool's process disagree on {d}" for d in disagreed]
     invariants = {c.name: c.invariant for c in _all_checks()}
     for name, invariant in expected.items():
         failed = {invariants[c] for c in rows[name]["failed_checks"].split()}

@@ -191,3 +191,34 @@ def test_blinding_the_linearizability_checker_in_the_pools_process_passes_nothin
         assert result.cause is Cause.INCONSISTENT
         assert "histories it recorded is not linearizable" in result.message
         assert result.evidence is not None  # the history, judged here, is the evidence
+
+
+CLOSE_LEAVES_IDLE_OPEN = CLOSED_HANDS_OUT.with_name("close_leaves_idle_open.py")
+
+
+def test_silencing_the_sequential_judge_in_the_pools_process_passes_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "silent.py"
+    path.write_text(CLOSE_LEAVES_IDLE_OPEN.read_text() + """
+import poolcheck.judge.steps
+poolcheck.judge.steps.StepJudge.observe = lambda self, step: None
+""")
+    [result] = run_isolated(f"{path}:Pool", "auto", TINY, 1, ["sequential/no-leak"]).results
+    assert result.status == "failed" and result.cause is Cause.INCONSISTENT
+    assert "close() left idle connection(s)" in result.message
+    assert "the steps it recorded show this violation" in result.message
+
+
+def test_steps_of_a_check_that_is_not_running_are_refused(tmp_path: Path) -> None:
+    spec = _submission(tmp_path, '''
+frame("loaded", ARGS["spec"])
+frame("start", ["sequential/bound"])
+frame("example", {"check": "sequential/exclusive", "maxsize": 1, "block": False,
+                  "steps": []})
+frame("result", {"name": "sequential/bound", "invariant": "bound", "status": "passed",
+                 "message": "", "reproduce": "", "seconds": 0.1})
+os._exit(0)
+''')
+    outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
+    assert [r.status for r in outcome.results] == ["failed", "failed"]
+    assert "a check that was not running" in outcome.results[0].message

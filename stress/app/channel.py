@@ -19,9 +19,10 @@ from poolcheck.causes import Cause
 from poolcheck.errors import HistoryError, TokenError
 from poolcheck.judge import linearize
 from poolcheck.load.adapters import ADAPTERS
+from poolcheck.observe.facts import Step
 from poolcheck.observe.history import History, history_from_lines, history_lines
 from poolcheck.observe.observations import BadFacts
-from poolcheck.observe.wire import facts_from_json
+from poolcheck.observe.wire import facts_from_json, steps_from_json
 from poolcheck.run.checks import (
     CONTROLLED,
     STRESS_ROUNDS,
@@ -30,12 +31,13 @@ from poolcheck.run.checks import (
     reproduce_command,
 )
 from poolcheck.run.verify import JUDGED
-from poolcheck.settings import LINEARIZE_BUDGET
+from poolcheck.settings import CONFIGURATIONS, LINEARIZE_BUDGET
 
 FRAME_LIMIT = 8 * 1024 * 1024  # bytes in one frame: a report with a long history fits
 MESSAGE_LIMIT = 256 * 1024  # characters of one check's message
 HEADER = 8  # the frame's length, big-endian
-KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "history", "done"})
+KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "history", "example",
+                   "done"})
 HISTORY_KINDS = frozenset({"stress", "parallel", "controlled"})
 
 STATUSES = frozenset({"passed", "failed", "error", "timeout"})
@@ -112,6 +114,8 @@ def parse(data: bytes, context: Context) -> tuple[str, Any]:
             return kind, facts_from_json(body)
         except BadFacts as exc:
             raise BadFrame(f"a round's facts: {exc}") from None
+    if kind == "example":
+        return kind, _example(body, context)
     if kind == "history":
         if not isinstance(body, dict) or set(body) != {"kind", "lines"} or \
                 body["kind"] not in HISTORY_KINDS:
@@ -130,6 +134,22 @@ def parse(data: bytes, context: Context) -> tuple[str, Any]:
     if body is not None:
         raise BadFrame("a done frame with a body")
     return kind, None
+
+
+def _example(body: object, context: Context) -> tuple[str, int, bool, list[Step]]:
+    """One sequential program's steps, for the grader to judge (``run.verify``)."""
+    if not isinstance(body, dict) or set(body) != {"check", "maxsize", "block", "steps"}:
+        raise BadFrame("an example that is not {check, maxsize, block, steps}")
+    check, maxsize, block = body["check"], body["maxsize"], body["block"]
+    if not isinstance(check, str) or not check.startswith("sequential/") or \
+            check not in context.asked:
+        raise BadFrame(f"the steps of a check that was not asked for: {check!r}")
+    if (maxsize, block) not in CONFIGURATIONS:
+        raise BadFrame(f"{check}: a configuration poolcheck does not run")
+    try:
+        return check, maxsize, block, steps_from_json(body["steps"])
+    except BadFacts as exc:
+        raise BadFrame(f"{check}: steps: {exc}") from None
 
 
 def _no_constant(name: str) -> Any:

@@ -41,7 +41,7 @@ from poolcheck.run.checks import (
     reproduce_command,
 )
 from poolcheck.run.user_checks import UserChecks
-from poolcheck.run.verify import HistoryVerifier, StressVerifier
+from poolcheck.run.verify import HistoryVerifier, SequentialVerifier, StressVerifier
 from poolcheck.settings import Profile
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
@@ -105,6 +105,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                        confinement=confinement, cpu_seconds=int(cpu))
         verifier = StressVerifier(remaining, seed, spec)
         histories = HistoryVerifier(remaining)
+        programs = SequentialVerifier()
         try:
             loaded_spec = child.wait_loaded()
             first = not outcome.command_spec
@@ -124,6 +125,11 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
             deadline = time.monotonic() + LOAD_LIMIT
             while True:
                 message = child.next_message(deadline)
+                if not isinstance(message, _Failed) and message[0] == "example" and \
+                        message[1][0] not in running:
+                    child.stop()
+                    message = _Failed("failed", "the pool's process sent the steps of a "
+                                      "check that was not running")
                 if isinstance(message, _Failed):  # died or overran: blame what was running
                     if user is not None and (STRESS_ROUNDS in running or any(
                             n.startswith("stress/") for n in running)):
@@ -142,6 +148,8 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                         user = None
                     running = list(body)
                     deadline = time.monotonic() + group_limit(profile, running, margin)
+                elif kind == "example":
+                    programs.see(*body)
                 elif kind == "round":
                     verifier.see(body)
                     if user is not None:
@@ -153,7 +161,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                         recorded += 1
                         dump_history(body[1], record / f"{body[0]}-{recorded:06d}.jsonl")
                 elif kind == "result":
-                    body = histories.verify(verifier.verify(body))
+                    body = programs.verify(histories.verify(verifier.verify(body)))
                     outcome.results.append(body)
                     running.remove(body.name)
                     remaining.remove(body.name)
@@ -367,7 +375,7 @@ def _child(args: dict[str, Any]) -> None:
     from poolcheck.errors import LoadError
     from poolcheck.load.targets import load
     from poolcheck.observe.history import History, history_lines
-    from poolcheck.observe.wire import facts_json
+    from poolcheck.observe.wire import facts_json, steps_json
     from poolcheck.run.checks import run_checks
 
     try:
@@ -386,6 +394,9 @@ def _child(args: dict[str, Any]) -> None:
                record=record,
                observe=(lambda r: send("round", facts_json(r))) if args["observe"] else None,
                stress_first=args["exit_first"], observe_all=args["observe_all"],
+               examples=lambda check, maxsize, block, steps: send("example", {
+                   "check": check, "maxsize": maxsize, "block": block,
+                   "steps": steps_json(steps)}),
                starting=lambda names: send("start", names))
     send("done", None)
 

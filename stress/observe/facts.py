@@ -1,7 +1,8 @@
-"""The facts of one stress round: what decided it, what was recorded, what the probes saw.
+"""The facts of a stress round (what decided it, what was recorded, what the probes saw)
+and of a sequential program's steps.
 
-The engine (``poolcheck.run.engine``) fills these in; the judges read them. Facts only:
-every conclusion is a judge's.
+The engine (``poolcheck.run.engine``) and the sequential machine fill these in; the judges
+read them. Facts only: every conclusion is a judge's.
 """
 
 from __future__ import annotations
@@ -64,3 +65,27 @@ class RoundResult:
     closed_get: str | None = None  # what get_conn did on the closed pool, if wrong
     has_close: bool = True
     construct_error: str | None = None
+
+
+STEP_OPS = frozenset({"construct", "get", "put", "discard", "close", "arm", "state", "final"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step observed. ``op``: a call (construct, get, put, discard, close), the
+    factory armed to fail (arm), the state between steps (state), or the end (final)."""
+
+    op: str
+    label: str = ""  # the step as a report prints it, with what it gave
+    conn: int | None = None  # get: handed out; put, discard: given back
+    outcome: str = "ok"  # ok | a name the contract allows | "" (it may not raise that)
+    raised: str = ""  # "Type: message" of what was raised, if anything
+    not_implemented: bool = False  # what was raised is a NotImplementedError
+    foreign: str = ""  # get: the repr of an object the factory did not make
+    swallowed: str = ""  # ... and the class the factory raised in that call
+    was_closed: bool = False  # get: the connection was closed when handed out
+    kept: bool = False  # put: still open when put_conn returned
+    timeout: float | None = None  # get: the timeout in force (None: none)
+    elapsed: float = 0.0  # get: seconds until it raised
+    open_after: tuple[int, ...] = ()  # connections open after the step, oldest first
+    arm: str = ""  # arm: the class the factory will raise (ConnectFailed or Interrupted)

@@ -1,10 +1,11 @@
-"""A stress round's facts as JSON, and back, checked: how they cross from the pool's process.
+"""Facts as JSON, and back, checked: how they cross from the pool's process to the grader.
 
 The process that runs an untrusted pool only records; the grader judges. So every fact a
-judge reads (``RoundResult``: the round's spec, the log, what the probes saw) travels as
-plain JSON, and ``facts_from_json`` refuses anything not in the shape ``facts_json``
-writes (``BadFacts`` says what). Both functions must stay pure and exact inverses: the
-grader's judges must reach the same conclusions as if they had run beside the pool.
+judge reads travels as plain JSON: a stress round's (``RoundResult``: the round's spec, the
+log, what the probes saw) and a sequential program's (its ``Step``s). The readers refuse
+anything not in the shape the writers write (``BadFacts`` says what). Each pair must stay
+pure and exact inverses: the grader's judges must reach the same conclusions as if they
+had run beside the pool.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from poolcheck.causes import Cause
 from poolcheck.model import Invariant
-from poolcheck.observe.facts import RoundResult, RoundSpec, Stall
+from poolcheck.observe.facts import STEP_OPS, RoundResult, RoundSpec, Stall, Step
 from poolcheck.observe.observations import LIMIT, OPS, BadFacts, as_bool, as_int, as_time, optional
 from poolcheck.observe.recording import CallRecord, Log
 
@@ -123,3 +124,26 @@ def _enum(kind: Any, value: object) -> Any:
         return kind(value)
     except ValueError:
         raise BadFacts(f"{value!r} is not a known {kind.__name__}") from None
+
+
+def steps_json(steps: list[Step]) -> list[list[Any]]:
+    return [[s.op, s.label, s.conn, s.outcome, s.raised, s.not_implemented, s.foreign,
+             s.swallowed, s.was_closed, s.kept, s.timeout, s.elapsed, list(s.open_after),
+             s.arm] for s in steps]
+
+
+def steps_from_json(doc: object) -> list[Step]:
+    """The steps ``doc`` describes; BadFacts if anything is off."""
+    steps = []
+    for item in _list(doc, "steps"):
+        (op, label, conn, outcome, raised, not_implemented, foreign, swallowed, was_closed,
+         kept, timeout, elapsed, open_after, arm) = _list(item, "a step", 14)
+        if op not in STEP_OPS:
+            raise BadFacts(f"unknown step {op!r}")
+        steps.append(Step(op, _text(label), optional(as_int, conn), _text(outcome),
+                          _text(raised), as_bool(not_implemented), _text(foreign),
+                          _text(swallowed), as_bool(was_closed), as_bool(kept),
+                          optional(as_time, timeout), as_time(elapsed),
+                          tuple(as_int(i) for i in _list(open_after, "open connections")),
+                          _text(arm)))
+    return steps

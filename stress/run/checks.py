@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from poolcheck.judge.judges import Evidence
 from poolcheck.judge.user import UserInvariant
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
-from poolcheck.observe.facts import RoundResult
+from poolcheck.observe.facts import RoundResult, Step
 from poolcheck.observe.history import History
 from poolcheck.observe.watchdog import Watchdog
 from poolcheck.run import parallel
@@ -80,6 +81,7 @@ NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this c
                  "tested nothing (the pool must hand out connections before it can keep "
                  "the contract)")
 HistorySink = Callable[[str, History], None]  # (which check ran it, the history)
+ExampleSink = Callable[[str, int, bool, list[Step]], None]  # (check, maxsize, block, steps)
 
 
 def all_checks() -> list[Check]:
@@ -112,13 +114,15 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
                record: HistorySink | None = None,
                starting: Callable[[list[str]], None] | None = None,
                observe: Callable[[RoundResult], None] | None = None,
-               stress_first: bool = False, observe_all: bool = False) -> list[CheckResult]:
+               stress_first: bool = False, observe_all: bool = False,
+               examples: ExampleSink | None = None) -> list[CheckResult]:
     """Run the chosen checks in order: each sequential one, the stress checks together
     (one run, every judge; ``stress_first``: before the sequential ones), then the
     parallel one. ``starting`` hears which checks are
     about to run, ``progress`` each result as it comes, ``observe`` the facts of every
     stress round; ``observe_all`` (user invariants): the rounds then run their whole time,
-    even if no stress check is chosen. ``only=None``: the default checks."""
+    even if no stress check is chosen; ``examples`` the steps of every sequential program.
+    ``only=None``: the default checks."""
     session = Session()
     results: list[CheckResult] = []
     chosen = [c for c in all_checks() if (c.name in only if only is not None else c.default)]
@@ -143,6 +147,8 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         if starting:
             starting([check.name])
         started = time.monotonic()
+        if examples is not None:
+            session.on_example = functools.partial(examples, check.name)
         result = _run_one(check, target, profile, seed, session)
         result.seconds = round(time.monotonic() - started, 3)
         report(result)

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from poolcheck import model
 from poolcheck.causes import Cause
-from poolcheck.judge.judges import timing_fault
+from poolcheck.judge.steps import StepJudge
 from poolcheck.load.targets import Target
 from poolcheck.model import Invariant
+from poolcheck.observe.facts import Step
 from poolcheck.observe.recording import (
     ConnectFailed,
     Interrupted,
@@ -73,6 +74,9 @@ class Session:
     slow_get: HangReport | None = None
     avoid: tuple[float | None, ...] = ()  # get_conn timeouts a slow get made us stop drawing
     handed_out: int = 0  # successful get_conn calls: a check with none tested nothing
+    # hears every example's steps when it ends (maxsize, block, steps): the grader judges
+    # them again in its own process
+    on_example: Callable[[int, bool, list[Step]], None] | None = None
 
 
 def machine_for(target: Target, maxsize: int, block: bool, focus: str,
@@ -87,12 +91,10 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
         def __init__(self) -> None:
             super().__init__()
             self.factory = RecordingFactory()
-            self.state = model.initial(maxsize, block)
+            self.judge = StepJudge(maxsize, block)  # the model, followed step by step
+            self.trace: list[Step] = []  # what each step observed: the judge's only input
             self.held: list[RecordingConnection] = []
             self.steps: list[str] = []
-            # what this program did that can leak a slot, in the order the explanation
-            # prefers: a capacity violation names the first of these the program did
-            self.slot_risks: set[Cause] = set()
             # a machine drawn before a slow get changed `avoid` would only hang again
             self.derailed = session.hang is not None or session.avoid != avoided
             self.pool: Any = None
@@ -108,7 +110,9 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             except _Derailed:
                 raise
             except Exception as exc:
-                self._violated(Invariant.ERRORS, f"{what} raised {type(exc).__name__}: {exc}")
+                self._see(Step("construct", what, raised=f"{type(exc).__name__}: {exc}"))
+                return
+            self._see(Step("construct", what))
 
         # -- plumbing ---------------------------------------------------------------------
 
@@ -132,30 +136,20 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 self.derailed = True
                 raise _Derailed() from None
 
-        def _violated(self, invariant: Invariant, message: str,
-                      cause: Cause | None = None) -> None:
-            if focus in (invariant, ANY):
-                self.derailed = True  # teardown must not pile a second failure on this one
-                if cause is None and invariant == Invariant.CAPACITY:
-                    cause = next((c for c in SLOT_RISKS if c in self.slot_risks), None)
-                raise Violation(invariant, message + self._trail(), cause)
-            self.derailed = True
+        def _see(self, step: Step) -> None:
+            """Record what a step observed and let the judge decide: a violation of the
+            invariant in focus fails the example, any other ends it quietly."""
+            self.trace.append(step)
+            verdict = self.judge.observe(step)
+            if verdict is None:
+                return
+            self.derailed = True  # teardown must not pile a second failure on this one
+            if focus in (verdict.invariant, ANY):
+                raise Violation(verdict.invariant, verdict.message, verdict.cause)
             raise _Derailed()
 
-        def _trail(self) -> str:
-            last = self.steps[-12:]
-            skipped = len(self.steps) - len(last)
-            lines = ([f"  ... {skipped} earlier steps"] if skipped else []) + [
-                f"  {s}" for s in last]
-            return "\nsteps, each call and what it gave (maxsize={}, block={}):\n{}".format(
-                maxsize, block, "\n".join(lines))
-
-        def _apply(self, call: model.Call) -> None:
-            result = model.step(self.state, call)
-            if isinstance(result, model.Rejected):
-                self._violated(result.invariant, result.reason)
-            else:
-                self.state = result
+        def _open(self) -> tuple[int, ...]:
+            return tuple(c.id for c in self.factory.open_connections())
 
         def _note(self, text: str) -> None:
             self.steps[-1] += f" -> {text}"
@@ -177,36 +171,23 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 raise
             except BaseException as exc:
                 elapsed = time.monotonic() - started
-                kind = contract_error(exc, self.factory)
                 self._note(type(exc).__name__)
-                if kind is None:
-                    self._violated(Invariant.ERRORS, f"get_conn raised {type(exc).__name__}: {exc}",
-                                   _not_implemented(exc))
-                    return
-                if kind == model.EMPTY and block:  # block=False: the model rejects it
-                    self._check_timing(effective, elapsed)
-                self._apply(model.Call("get", outcome=kind))
+                self._see(Step("get", self.steps[-1],
+                               outcome=contract_error(exc, self.factory) or "",
+                               raised=f"{type(exc).__name__}: {exc}",
+                               not_implemented=isinstance(exc, NotImplementedError),
+                               timeout=effective, elapsed=elapsed))
                 return
             if not self.factory.owns(conn):
                 self._note(repr(conn))
                 swallowed = self.factory.raised[raised_before:]
-                self._violated(Invariant.ERRORS, f"get_conn returned {conn!r}, which its "
-                               "connection_factory did not make" + (
-                                   f" (the factory had raised {type(swallowed[0]).__name__} "
-                                   "in this call: what the factory raises must propagate)"
-                                   if swallowed else ""))
+                self._see(Step("get", self.steps[-1], foreign=repr(conn),
+                               swallowed=type(swallowed[0]).__name__ if swallowed else ""))
+                return
             self._note(f"#{conn.id}")
             session.handed_out += 1
-            if conn.closed:
-                self._violated(Invariant.CLOSED, f"get_conn handed out connection #{conn.id}, "
-                                         "which the pool had closed")
-            self._apply(model.Call("get", conn.id))
+            self._see(Step("get", self.steps[-1], conn=conn.id, was_closed=conn.closed))
             self.held.append(conn)
-
-        def _check_timing(self, timeout: float | None, elapsed: float) -> None:
-            fault = timing_fault(timeout, elapsed)
-            if fault:
-                self._violated(fault.invariant, fault.message, fault.cause)
 
         # block=True gets always have a finite timeout (None: the pool's): a pool that lost
         # a slot then raises EmptyPoolError (a capacity violation the model names) instead
@@ -225,9 +206,11 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 self._guard(lambda: self._put(self.held.pop(index % len(self.held))))
 
         def _put(self, conn: RecordingConnection) -> None:
-            self._call_quietly(lambda: self.pool.put_conn(conn), f"put_conn(#{conn.id})")
-            self._note("closed it" if conn.closed else "kept it")
-            self._apply(model.Call("put", conn.id, kept=not conn.closed))
+            exc = self._call_quietly(lambda: self.pool.put_conn(conn), f"put_conn(#{conn.id})")
+            if exc is None:
+                self._note("closed it" if conn.closed else "kept it")
+            self._see(Step("put", self.steps[-1], conn=conn.id, kept=not conn.closed,
+                           **_raised(exc)))
 
         @precondition(lambda self: self.held)
         @rule(index=st.integers(0, 7))
@@ -236,12 +219,11 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 return
             conn = self.held.pop(index % len(self.held))
             conn.close()
-            self.slot_risks.add(Cause.LEAK_ON_PUT_NONE)
 
             def give_back() -> None:
-                self._call_quietly(lambda: self.pool.put_conn(None),
-                                   f"#{conn.id} broke; put_conn(None)")
-                self._apply(model.Call("discard", conn.id))
+                exc = self._call_quietly(lambda: self.pool.put_conn(None),
+                                         f"#{conn.id} broke; put_conn(None)")
+                self._see(Step("discard", self.steps[-1], conn=conn.id, **_raised(exc)))
 
             self._guard(give_back)
 
@@ -252,77 +234,54 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 self._guard(self._close)
 
         def _close(self) -> None:
-            idle = self.state.idle
-            self._call_quietly(self.pool.close, "close()")
-            self._apply(model.Call("close"))
-            left_open = sorted(c.id for c in self.factory.created if c.id in idle and not c.closed)
-            if left_open:
-                self._violated(Invariant.NO_LEAK, "close() left idle connection(s) "
-                               f"{', '.join(f'#{i}' for i in left_open)} open",
-                               Cause.CLOSE_LEFT_IDLE_OPEN)
+            exc = self._call_quietly(self.pool.close, "close()")
+            self._see(Step("close", self.steps[-1], open_after=self._open(), **_raised(exc)))
 
         @rule(kind=st.sampled_from([ConnectFailed, Interrupted]))
         def factory_fails_next(self, kind: type[BaseException]) -> None:
             if not self.derailed:
                 self.factory.fail_next = 1
                 self.factory.fail_with = kind
-                self.slot_risks.add(Cause.LEAK_ON_BASEEXCEPTION if kind is Interrupted
-                                    else Cause.LEAK_ON_FACTORY_ERROR)
                 self.steps.append(f"(the factory will raise {kind.__name__} on its next call)")
+                self._guard(lambda: self._see(Step("arm", self.steps[-1], arm=kind.__name__)))
 
-        def _call_quietly(self, fn: Any, what: str) -> None:
+        def _call_quietly(self, fn: Any, what: str) -> BaseException | None:
+            """What ``fn`` raised, if anything (a hang derails the example)."""
             try:
                 self._call(fn, what)
             except _Derailed:
                 raise
             except BaseException as exc:
                 self._note(type(exc).__name__)
-                self._violated(Invariant.ERRORS, f"{what} raised {type(exc).__name__}: {exc}",
-                               _not_implemented(exc))
+                return exc
+            return None
 
         def _guard(self, fn: Any) -> None:
             with contextlib.suppress(_Derailed):
                 fn()
 
-        # -- invariants -------------------------------------------------------------------
+        # -- between steps ----------------------------------------------------------------
 
         @invariant()
-        def held_stay_open(self) -> None:
-            """The pool closes a checked-out connection when it comes back, never before."""
-            shut = [c.id for c in self.held if c.closed]
-            if shut and not self.derailed:
-                which = Invariant.CLOSED if self.state.closed else Invariant.EXCLUSIVE
-                self._guard(lambda: self._violated(
-                    which, "the pool closed connection(s) {} while the caller still held "
-                    "them{}".format(", ".join(f"#{i}" for i in shut),
-                                    " (close() must close them when they are returned)"
-                                    if self.state.closed else ""), Cause.CLOSED_WHILE_HELD))
-
-        @invariant()
-        def nothing_lost(self) -> None:
-            if self.derailed:
-                return
-            held = {c.id for c in self.held}
-            open_ids = [c.id for c in self.factory.open_connections()]
-            if block and len(open_ids) > maxsize:
-                self._guard(lambda: self._violated(
-                    Invariant.BOUND, f"{len(open_ids)} connections are open (maxsize {maxsize})"))
-                return
-            lost = [i for i in open_ids if i not in held and i not in self.state.idle]
-            if lost:
-                self._guard(lambda: self._violated(
-                    Invariant.NO_LEAK, "connection(s) {} are open but neither checked out nor "
-                    "idle in the pool".format(", ".join(f"#{i}" for i in lost))))
+        def between_steps(self) -> None:
+            """What is checked out stays open (the pool closes a checked-out connection
+            when it comes back, never before), and nothing open is lost."""
+            if not self.derailed:
+                self._guard(lambda: self._see(Step("state", open_after=self._open())))
 
         def teardown(self) -> None:
-            self._guard(self._final_checks)
+            try:
+                self._guard(self._final_checks)
+            finally:
+                if session.on_example is not None and self.trace:
+                    session.on_example(maxsize, block, self.trace)
 
         def _final_checks(self) -> None:
             if self.derailed or self.pool is None:
                 return
             while self.held:  # give everything back, then prove every slot still works
                 self._put(self.held.pop())
-            if block and not self.state.closed:
+            if block and not self.judge.state.closed:
                 for _ in range(maxsize):
                     self._get(SHORT_TIMEOUT)
                 while self.held:
@@ -331,23 +290,19 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                 return
             self._close()
             self._get(0.0)
-            if self.held:
-                return
-            still_open = [c.id for c in self.factory.open_connections()]
-            if still_open:
-                self._violated(Invariant.NO_LEAK, "after close() and every return, connection(s) "
-                               f"{', '.join(f'#{i}' for i in still_open)} are still open")
+            self._see(Step("final", open_after=self._open()))
 
     PoolMachine.__name__ = PoolMachine.__qualname__ = (
         f"{target.cls.__name__}_maxsize{maxsize}_{'block' if block else 'nonblock'}")
     return PoolMachine
 
 
-SLOT_RISKS = (Cause.LEAK_ON_BASEEXCEPTION, Cause.LEAK_ON_FACTORY_ERROR, Cause.LEAK_ON_PUT_NONE)
-
-
-def _not_implemented(exc: BaseException) -> Cause | None:
-    return Cause.NOT_IMPLEMENTED if isinstance(exc, NotImplementedError) else None
+def _raised(exc: BaseException | None) -> dict[str, Any]:
+    """A step's facts about what a call raised."""
+    if exc is None:
+        return {}
+    return {"raised": f"{type(exc).__name__}: {exc}",
+            "not_implemented": isinstance(exc, NotImplementedError)}
 
 
 class _Derailed(Exception):

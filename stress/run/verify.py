@@ -8,7 +8,8 @@ check passes only if the grader saw what it ran (stress rounds with the seeds it
 draw) and found no violation in it; a pass the facts contradict fails as ``inconsistent``.
 A failure the process reports is kept: a pool can always make itself fail.
 
-The sequential check is still judged beside the pool only (docs/THREAT_MODEL.md).
+Sequential programs too: the process sends each program's steps, and the same pure
+``StepJudge`` the machine consulted decides again here.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from poolcheck.causes import Cause
 from poolcheck.judge import linearize
 from poolcheck.judge.judges import Finding, judge
 from poolcheck.judge.linearize_report import format_report
+from poolcheck.judge.steps import StepJudge, Verdict
 from poolcheck.model import Invariant
-from poolcheck.observe.facts import RoundResult
+from poolcheck.observe.facts import RoundResult, Step
 from poolcheck.observe.history import History
 from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks
 from poolcheck.run.rounds import THREADS, round_report, round_seed
@@ -111,3 +113,38 @@ class HistoryVerifier:
                            "linearizable)")
         return replace(result, message=f"no violation in {self.runs[result.name]} runs, "
                        "each history judged by poolcheck")
+
+
+class SequentialVerifier:
+    """Judges the steps of every sequential program; ``verify`` then decides.
+
+    A program ends at its first violation of any invariant (the machine can no longer
+    follow the pool); it fails a check when that violation is the check's invariant."""
+
+    def __init__(self) -> None:
+        self.programs: dict[str, int] = {}
+        self.violations: dict[str, Verdict] = {}
+
+    def see(self, check: str, maxsize: int, block: bool, steps: list[Step]) -> None:
+        self.programs[check] = self.programs.get(check, 0) + 1
+        judge = StepJudge(maxsize, block)
+        for step in steps:
+            verdict = judge.observe(step)
+            if verdict is not None:
+                if f"sequential/{verdict.invariant}" == check:
+                    self.violations.setdefault(check, verdict)
+                return
+
+    def verify(self, result: CheckResult) -> CheckResult:
+        if result.status != "passed" or not result.name.startswith("sequential/"):
+            return result
+        if not self.programs.get(result.name):
+            return replace(result, status="failed", cause=Cause.INCONSISTENT,
+                           message=CLAIM + "it sent the steps of no program")
+        found = self.violations.get(result.name)
+        if found is not None:
+            return replace(result, status="failed", cause=Cause.INCONSISTENT,
+                           message=found.message + f"\n\n({CLAIM}the steps it recorded "
+                           "show this violation)")
+        return replace(result, message=f"no violation in {self.programs[result.name]} "
+                       "programs, each judged by poolcheck")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from poolcheck.app.isolation import run_isolated
+from poolcheck.app.isolation import FILE_SIZE, MEMORY_MB, OPEN_FILES, run_isolated
 from poolcheck.causes import Cause
 from poolcheck.settings import PROFILES
 
@@ -222,3 +222,29 @@ os._exit(0)
     outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
     assert [r.status for r in outcome.results] == ["failed", "failed"]
     assert "a check that was not running" in outcome.results[0].message
+
+
+def test_an_output_flood_is_stopped(tmp_path: Path) -> None:
+    spec = _submission(tmp_path, '''
+chunk = "x" * 65536
+while True:
+    sys.stdout.write(chunk)
+''')
+    outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
+    assert outcome.load_error is not None and "printed more than 64 MiB" in outcome.load_error
+    assert len(outcome.load_error) < 4000  # only the tail is kept
+
+
+def test_the_limits_hold_before_the_pool_is_imported(tmp_path: Path) -> None:
+    spec = _submission(tmp_path, '''
+import resource
+raise RuntimeError("limits " + " ".join(
+    str(resource.getrlimit(getattr(resource, name))[1])
+    for name in ("RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_CPU", "RLIMIT_CORE")))
+''')
+    outcome = run_isolated(spec, "auto", TINY, 1, ONLY)
+    assert outcome.load_error is not None
+    limits = [int(x) for x in outcome.load_error.split("limits ")[1].split()[:5]]
+    memory, files, size, cpu, core = limits
+    assert memory == MEMORY_MB * 2**20 and files <= OPEN_FILES and size == FILE_SIZE
+    assert 0 < cpu < 3600 and core == 0

@@ -205,7 +205,7 @@ open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "scribble.txt"), "
 
 def test_without_bubblewrap_the_missing_protections_are_named(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     confinement = sandbox.confine("pool.py:Pool")
     assert confinement.prefix == []
     assert Protection.NETWORK in confinement.missing

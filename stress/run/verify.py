@@ -69,7 +69,7 @@ class StressVerifier:
         if not self.rounds:
             return replace(result, status="failed", cause=Cause.INCONSISTENT,
                            message=claim + "it sent the facts of no round")
-        found = self.findings.get(result.invariant)
+        found = next((f for inv, f in self.findings.items() if inv == result.invariant), None)
         if found is not None:
             finding, round_result = found
             return replace(result, status="failed", cause=Cause.INCONSISTENT,

@@ -17,7 +17,7 @@ OK = "ok"
 EMPTY = "EmptyPoolError"
 CLOSED = "ClosedPoolError"
 
-Op = Literal["get", "put", "discard", "close"]
+Op = Literal["get", "put", "discard", "close", "evict"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Call:
     ``get``: ``outcome`` is OK (``conn`` set), EMPTY, CLOSED, or the class name of what the
     factory raised. ``put``: ``kept`` says whether the pool kept ``conn`` or closed it.
     ``discard``: the caller closed ``conn`` itself and called ``put_conn(None)``.
+    ``evict``: the pool closed ``conn`` on its own while nobody held it (a background
+    reaper, a health check): an idle connection may go at any time.
     """
 
     op: Op
@@ -87,6 +89,8 @@ def step(state: State, call: Call) -> State | Rejected:
         return _get(state, call)
     if call.op == "close":
         return replace(state, closed=True, idle=frozenset())
+    if call.op == "evict":
+        return _evict(state, call.conn)
     conn = call.conn
     if conn is None or conn not in state.out:
         return Rejected(Invariant.EXCLUSIVE,
@@ -154,6 +158,17 @@ def _get(state: State, call: Call) -> State | Rejected:
             "connections already in existence",
         )
     return replace(state, out=state.out | {conn}, seen=state.seen | {conn})
+
+
+def _evict(state: State, conn: int | None) -> State | Rejected:
+    """An idle connection the pool closed leaves it; one never handed out was the pool's own
+    (made eagerly, never seen); a checked-out one must not be closed by the pool."""
+    if conn in state.out:
+        return Rejected(Invariant.EXCLUSIVE,
+                        f"the pool closed connection {conn} while it was checked out")
+    if conn in state.idle:
+        return replace(state, idle=state.idle - {conn})
+    return state
 
 
 def _describe(call: Call) -> str:

@@ -652,3 +652,40 @@ def load_from_text(text: str) -> History:
         path = Path(folder) / "h.jsonl"
         path.write_text(text + "\n")
         return load_history(path)
+
+
+def evict(conn: int, at: float, since: float | None = None) -> Event:
+    return Event(-1000 - conn, "evict", at if since is None else since, at, conn=conn)
+
+
+def test_an_eviction_frees_the_slot_of_an_idle_connection() -> None:
+    without = history(1, True, get(0, 1, 0, 1), put(0, 1, 2, 3), get(1, 2, 5, 6))
+    assert verdict(without) == "not linearizable"  # 1 is idle: 2 would be one too many
+    assert verdict(history(1, True, get(0, 1, 0, 1), put(0, 1, 2, 3), evict(1, 4),
+                           get(1, 2, 5, 6))) == "linearizable"
+
+
+def test_an_eviction_of_a_held_connection_is_not_linearizable() -> None:
+    h = history(1, True, get(0, 1, 0, 1), evict(1, 2), put(0, 1, 3, 4))
+    result = check(h)
+    assert result.verdict == "not linearizable"
+
+
+def test_an_evict_line_round_trips_and_must_name_its_connection(tmp_path: Path) -> None:
+    h = history(1, True, get(0, 1, 0, 1), put(0, 1, 2, 3), evict(1, 4))
+    path = tmp_path / "h.jsonl"
+    dump_history(h, path)
+    assert load_history(path).events == tuple(dataclasses.replace(e, line=i + 2)
+                                              for i, e in enumerate(h.events))
+    path.write_text('{"pool": {"maxsize": 1, "block": true}}\n'
+                    '{"thread": -2, "op": "evict", "outcome": "ok", "call": 1, "return": 1}\n')
+    with pytest.raises(HistoryError, match='missing field "conn"'):
+        load_history(path)
+
+
+def test_an_eviction_may_have_taken_effect_before_the_close_was_seen() -> None:
+    """A reaper takes 1 out of the idle list under its lock, and closes it only after
+    thread 1 made connection 2: the evict spans from the put to the close."""
+    late = history(1, True, get(0, 1, 0, 1), put(0, 1, 2, 3), get(1, 2, 5, 6))
+    assert verdict(history(1, True, *late.events, evict(1, 7))) == "not linearizable"
+    assert verdict(history(1, True, *late.events, evict(1, 7, since=2))) == "linearizable"

@@ -77,3 +77,18 @@ def test_returning_what_is_not_checked_out() -> None:
 def test_handing_out_a_closed_connection(closed_by: str) -> None:
     s = run(model.initial(2, False), Call("get", 1), Call(closed_by, 1))  # type: ignore[arg-type]
     assert rejected_as(model.step(s, Call("get", 1))) == "closed"
+
+
+def test_the_pool_may_evict_an_idle_connection_and_create_another() -> None:
+    s = run(model.initial(1, True), Call("get", 1), Call("put", 1, kept=True))
+    assert rejected_as(model.step(s, Call("get", 2))) == "bound"  # 1 is still idle
+    s = run(s, Call("evict", 1), Call("get", 2))
+    assert s.out == {2} and s.idle == frozenset()
+    assert rejected_as(model.step(run(s, Call("put", 2, kept=True)), Call("get", 1))) == \
+        "closed"  # an evicted connection is closed: never handed out again
+
+
+def test_evicting_a_checked_out_connection_breaks_exclusive() -> None:
+    s = run(model.initial(2, True), Call("get", 1))
+    assert rejected_as(model.step(s, Call("evict", 1))) == "exclusive"
+    assert model.step(s, Call("evict", 7)) == s  # never handed out: the pool's own

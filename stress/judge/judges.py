@@ -17,7 +17,7 @@ from poolcheck.judge import linearize
 from poolcheck.judge.linearize_report import format_report
 from poolcheck.model import Invariant
 from poolcheck.observe.facts import RoundResult
-from poolcheck.observe.history import Event, History
+from poolcheck.observe.history import EVICTIONS, Event, History
 from poolcheck.observe.history import Pool as HistoryPool
 from poolcheck.observe.recording import CallRecord, Log
 from poolcheck.settings import EARLY_SLACK, GRACE, LATE_SLACK, LINEARIZE_BUDGET
@@ -333,7 +333,7 @@ def history_of(r: RoundResult) -> History | None:
 
 
 def history_of_log(log: Log, maxsize: int, block: bool) -> History | None:
-    events = []
+    events = list(_evictions(log))
     for c in log.calls:
         if c.op == "use":
             continue
@@ -344,7 +344,27 @@ def history_of_log(log: Log, maxsize: int, block: bool) -> History | None:
             call=c.call, ret=c.ret, outcome="pending" if c.ret is None else c.outcome,
             conn=c.conn if c.op != "get" or c.outcome == "ok" else None,
             kept=bool(c.kept) and c.ret is not None, discard=c.op == "discard"))
-    return History(HistoryPool(maxsize, block), tuple(events))
+    return History(HistoryPool(maxsize, block), tuple(sorted(events, key=lambda e: e.call)))
+
+
+def _evictions(log: Log) -> list[Event]:
+    """Connections the pool closed itself, but for those a put_conn closed (kept=False):
+    a reaper, a health check, or close() closing an idle one (``evict``: the model allows
+    it for an idle connection, and it changes nothing after close() emptied the pool). The
+    pool may have taken it out of its idle list any time after it became idle and closed
+    it later, outside its lock, or while a close() waited for the lock: the event spans
+    from the call of the put that made it idle (or its making) to the close."""
+    found = []
+    for conn, at in sorted(log.closed.items(), key=lambda kv: kv[1]):
+        if conn in log.closed_by_caller:
+            continue
+        puts = [c for c in log.calls if c.op == "put" and c.conn == conn and c.call <= at]
+        if any(not c.kept and at <= (NEVER if c.ret is None else c.ret) for c in puts):
+            continue  # the put that gave it back closed it, and says so (kept=False)
+        since = max((c.call for c in puts if c.kept), default=log.created.get(conn, at))
+        found.append(Event(thread=EVICTIONS - len(found), op="evict", call=min(since, at),
+                           ret=at, conn=conn))
+    return found
 
 
 def judge_linearizable(r: RoundResult) -> list[Finding]:

@@ -43,6 +43,11 @@ class StepJudge:
 
     def observe(self, s: Step) -> Verdict | None:
         """The first violation this step shows, if any."""
+        if s.open_after is not None:  # idle connections the pool closed on its own: gone
+            for conn in sorted(self.state.idle - set(s.open_after)):
+                evicted = model.step(self.state, model.Call("evict", conn))
+                assert isinstance(evicted, model.State)  # an idle one may always go
+                self.state = evicted
         if s.op in ("state", "final"):
             return self._state(s) if s.op == "state" else self._final(s)
         self.labels.append(s.label)
@@ -67,7 +72,7 @@ class StepJudge:
         if s.op == "close":
             idle = self.state.idle
             rejected = self._apply(model.Call("close"))
-            left_open = [i for i in s.open_after if i in idle]
+            left_open = [i for i in s.open_after or () if i in idle]
             if rejected or not left_open:
                 return rejected
             return self._violated(Invariant.NO_LEAK, "close() left idle connection(s) "
@@ -105,7 +110,8 @@ class StepJudge:
 
     def _state(self, s: Step) -> Verdict | None:
         """Between steps: what is checked out stays open; nothing open is lost."""
-        shut = [i for i in self.held if i not in s.open_after]
+        open_now = s.open_after or ()
+        shut = [i for i in self.held if i not in open_now]
         if shut:
             closed = self.state.closed
             return self._violated(
@@ -114,13 +120,13 @@ class StepJudge:
                     ", ".join(f"#{i}" for i in shut),
                     " (close() must close them when they are returned)" if closed else ""),
                 Cause.CLOSED_WHILE_HELD)
-        if self.block and len(s.open_after) > self.maxsize:
-            return self._violated(Invariant.BOUND, f"{len(s.open_after)} connections are open "
+        if self.block and len(open_now) > self.maxsize:
+            return self._violated(Invariant.BOUND, f"{len(open_now)} connections are open "
                                   f"(maxsize {self.maxsize})")
         # a connection the pool made but never handed out may be idle in it (eager
         # creation, a minimum idle): only one seen handed out can be lost; the final step
         # still catches any left open after close() and every return
-        lost = [i for i in s.open_after if i in self.state.seen and i not in self.held
+        lost = [i for i in open_now if i in self.state.seen and i not in self.held
                 and i not in self.state.idle]
         if lost:
             return self._violated(Invariant.NO_LEAK, "connection(s) {} are open but neither "

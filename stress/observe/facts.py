@@ -87,5 +87,5 @@ class Step:
     kept: bool = False  # put: still open when put_conn returned
     timeout: float | None = None  # get: the timeout in force (None: none)
     elapsed: float = 0.0  # get: seconds until it raised
-    open_after: tuple[int, ...] = ()  # connections open after the step, oldest first
+    open_after: tuple[int, ...] | None = None  # connections open after it, oldest first
     arm: str = ""  # arm: the class the factory will raise (ConnectFailed or Interrupted)

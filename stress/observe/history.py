@@ -19,8 +19,9 @@ from typing import Any, Literal, cast
 from poolcheck import model
 from poolcheck.errors import HistoryError
 
-OpName = Literal["get", "put", "close"]
-OPS: tuple[OpName, ...] = ("get", "put", "close")
+OpName = Literal["get", "put", "close", "evict"]
+OPS: tuple[OpName, ...] = ("get", "put", "close", "evict")
+EVICTIONS = -1000  # evicts are the pool's own: each has a thread id of its own, from here down
 PENDING = "pending"
 
 _EVENT_FIELDS = frozenset(
@@ -74,6 +75,8 @@ class Event:
             return f"get -> {result}"
         if self.op == "close":
             return "close" + (" (pending)" if self.pending else "")
+        if self.op == "evict":
+            return f"evict {self.conn}"
         if self.pending:
             what = "(pending)"
         elif self.outcome != model.OK:
@@ -132,8 +135,10 @@ def _check_event(e: Event) -> None:
         if e.outcome != model.OK and e.conn is not None:
             raise fail(f'a get with outcome {e.outcome!r} returned no connection: "conn" '
                        "must be null")
-    if e.op == "put" and e.conn is None:
-        raise fail('a put must name its "conn"')
+    if e.op in ("put", "evict") and e.conn is None:
+        raise fail(f'a {e.op} must name its "conn"')
+    if e.op == "evict" and (e.pending or e.outcome != model.OK):
+        raise fail('an evict happened: its outcome is "ok" and it has a "return"')
     if e.op == "close" and e.conn is not None:
         raise fail('a close has no "conn"')
     if e.pending and e.kept:
@@ -250,7 +255,7 @@ def _parse_event(obj: dict[str, Any], line: int) -> Event:
     op = obj["op"]
     if op not in OPS:
         raise HistoryError(line, f"unknown op {op!r} (expected one of {', '.join(OPS)})")
-    if op in ("get", "put") and "conn" not in obj:
+    if op in ("get", "put", "evict") and "conn" not in obj:
         raise HistoryError(line, f'missing field "conn" (null if the {op} had no connection)')
     if op == "put" and obj["outcome"] == model.OK and not obj.get("discard") and "kept" not in obj:
         raise HistoryError(line, 'missing field "kept": did the pool keep the connection?')

@@ -128,8 +128,8 @@ def _enum(kind: Any, value: object) -> Any:
 
 def steps_json(steps: list[Step]) -> list[list[Any]]:
     return [[s.op, s.label, s.conn, s.outcome, s.raised, s.not_implemented, s.foreign,
-             s.swallowed, s.was_closed, s.kept, s.timeout, s.elapsed, list(s.open_after),
-             s.arm] for s in steps]
+             s.swallowed, s.was_closed, s.kept, s.timeout, s.elapsed,
+             None if s.open_after is None else list(s.open_after), s.arm] for s in steps]
 
 
 def steps_from_json(doc: object) -> list[Step]:
@@ -144,6 +144,7 @@ def steps_from_json(doc: object) -> list[Step]:
                           _text(raised), as_bool(not_implemented), _text(foreign),
                           _text(swallowed), as_bool(was_closed), as_bool(kept),
                           optional(as_time, timeout), as_time(elapsed),
-                          tuple(as_int(i) for i in _list(open_after, "open connections")),
+                          None if open_after is None else tuple(
+                              as_int(i) for i in _list(open_after, "open connections")),
                           _text(arm)))
     return steps

@@ -110,9 +110,10 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             except _Derailed:
                 raise
             except Exception as exc:
-                self._see(Step("construct", what, raised=f"{type(exc).__name__}: {exc}"))
+                self._see(Step("construct", what, raised=f"{type(exc).__name__}: {exc}",
+                               open_after=self._open()))
                 return
-            self._see(Step("construct", what))
+            self._see(Step("construct", what, open_after=self._open()))
 
         # -- plumbing ---------------------------------------------------------------------
 
@@ -176,17 +177,19 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
                                outcome=contract_error(exc, self.factory) or "",
                                raised=f"{type(exc).__name__}: {exc}",
                                not_implemented=isinstance(exc, NotImplementedError),
-                               timeout=effective, elapsed=elapsed))
+                               timeout=effective, elapsed=elapsed, open_after=self._open()))
                 return
             if not self.factory.owns(conn):
                 self._note(repr(conn))
                 swallowed = self.factory.raised[raised_before:]
                 self._see(Step("get", self.steps[-1], foreign=repr(conn),
-                               swallowed=type(swallowed[0]).__name__ if swallowed else ""))
+                               swallowed=type(swallowed[0]).__name__ if swallowed else "",
+                               open_after=self._open()))
                 return
             self._note(f"#{conn.id}")
             session.handed_out += 1
-            self._see(Step("get", self.steps[-1], conn=conn.id, was_closed=conn.closed))
+            self._see(Step("get", self.steps[-1], conn=conn.id, was_closed=conn.closed,
+                           open_after=self._open()))
             self.held.append(conn)
 
         # block=True gets always have a finite timeout (None: the pool's): a pool that lost
@@ -210,7 +213,7 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             if exc is None:
                 self._note("closed it" if conn.closed else "kept it")
             self._see(Step("put", self.steps[-1], conn=conn.id, kept=not conn.closed,
-                           **_raised(exc)))
+                           open_after=self._open(), **_raised(exc)))
 
         @precondition(lambda self: self.held)
         @rule(index=st.integers(0, 7))
@@ -223,7 +226,8 @@ def machine_for(target: Target, maxsize: int, block: bool, focus: str,
             def give_back() -> None:
                 exc = self._call_quietly(lambda: self.pool.put_conn(None),
                                          f"#{conn.id} broke; put_conn(None)")
-                self._see(Step("discard", self.steps[-1], conn=conn.id, **_raised(exc)))
+                self._see(Step("discard", self.steps[-1], conn=conn.id,
+                               open_after=self._open(), **_raised(exc)))
 
             self._guard(give_back)
 

@@ -354,7 +354,7 @@ def _evictions(log: Log) -> list[Event]:
     pool may have taken it out of its idle list any time after it became idle and closed
     it later, outside its lock, or while a close() waited for the lock: the event spans
     from the call of the put that made it idle (or its making) to the close."""
-    found = []
+    found: list[Event] = []
     for conn, at in sorted(log.closed.items(), key=lambda kv: kv[1]):
         if conn in log.closed_by_caller:
             continue

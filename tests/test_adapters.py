@@ -259,3 +259,18 @@ def test_wrong_constructor_for_the_adapter(capsys: pytest.CaptureFixture[str]) -
     assert "has no get_conn" in capsys.readouterr().err
     assert main(["check", "poolcheck.pool:Pool", "--adapter", "urllib3"]) == 2
     assert "has no _get_conn" in capsys.readouterr().err
+
+
+def test_the_redis_adapter_fails_where_redis_constructs_a_connection() -> None:
+    """An armed failure is raised at the first place a connection can fail: constructing
+    redis's connection object (``make_connection``), before it connects."""
+    pytest.importorskip("redis")
+    factory = RecordingFactory()
+    pool = load(None, "redis").make(2, True, 0.05, factory)
+    factory.fail_next = 1
+    with pytest.raises(ConnectFailed, match="constructing the redis connection"):
+        pool.get_conn()
+    assert factory.injected(factory.raised[0]) and factory.created == []
+    conn = pool.get_conn()  # the failure was consumed there: the next one connects
+    assert factory.created == [conn]
+    pool.put_conn(conn)

@@ -302,3 +302,35 @@ def test_the_controlled_check_runs_only_when_asked_and_reports_a_replay_command(
     check, = json.loads(out.read_text())["checks"]
     assert check["status"] == "failed" and check["reproduce"].startswith("poolcheck replay ")
     assert main(["replay", check["reproduce"].split()[-1]]) == 1
+
+
+def _raised_in_coop(source: str) -> BaseException:
+    """An exception raised by code that claims to live in coop.py (its frames say so)."""
+    from poolcheck.run import coop
+
+    namespace: dict[str, object] = {}
+    exec(compile(source, coop.__file__, "exec"), namespace)
+    try:
+        namespace["outer"]()  # type: ignore[operator]
+    except BaseException as exc:
+        return exc
+    raise AssertionError("the code raised nothing")
+
+
+def test_a_fault_of_the_scheduler_is_poolchecks_not_the_pools() -> None:
+    from poolcheck.run import coop
+    from poolcheck.run.controlled import scheduler_fault
+
+    assert scheduler_fault(_raised_in_coop(
+        "def outer():\n    assert None is not None"))  # the scheduler's own assertion
+    assert scheduler_fault(_raised_in_coop(  # one primitive failing inside another
+        "def inner():\n    raise RuntimeError('release unlocked lock')\n"
+        "def outer():\n    inner()"))
+    lock = coop.Lock()
+    with pytest.raises(RuntimeError) as where_the_pool_called:
+        lock.release()  # as the real lock would: the pool's own mistake
+    assert not scheduler_fault(where_the_pool_called.value)
+    try:
+        raise ValueError("the pool's code")
+    except ValueError as exc:
+        assert not scheduler_fault(exc)

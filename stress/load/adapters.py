@@ -48,7 +48,9 @@ redis (redis-py ``BlockingConnectionPool``, or a class with its interface)
       ``should_reconnect()`` False, ``is_ready_for_command()`` True, ``pid`` is this
       process. So the factory is called where redis opens sockets: in ``connect()``,
       which ``get_connection`` calls and whose failure it handles by releasing the
-      connection; the constructor never fails, as redis's does not.
+      connection; and, first, in the constructor (``make_connection``), where a real one
+      fails on bad options or SSL setup: an armed failure is raised at whichever of the
+      two comes first.
     * ``get_conn`` is ``get_connection()``; ``redis.exceptions.ConnectionError("No
       connection available.")`` (its timeout) becomes this module's ``EmptyPoolError``:
       an exception with ``ConnectionError`` in its MRO and exactly that message, nothing
@@ -359,6 +361,9 @@ class _RedisConnection:
         self.kwargs = kwargs
         self.conn: Any = None
         self.pid = os.getpid()
+        fault = getattr(poolcheck_factory, "fault", None)
+        if fault is not None:  # constructing one can fail too (bad options, SSL setup)
+            fault("constructing the redis connection")
 
     def connect(self, *args: object, **kwargs: object) -> None:
         if self.conn is None or getattr(self.conn, "closed", False):

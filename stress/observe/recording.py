@@ -164,6 +164,17 @@ class RecordingFactory:
                 self._recorder.created(conn.id)
         return conn
 
+    def fault(self, point: str) -> None:
+        """A place other than this factory's call where making a connection can fail (an
+        adapter's: constructing a library's connection object, before it connects): an
+        armed failure is raised at the first such place reached, or by the call."""
+        with self._lock:
+            if self.fail_next:
+                self.fail_next -= 1
+                err = self.fail_with(f"{point} failed (injected by poolcheck)")
+                self.raised.append(err)
+                raise err
+
     def owns(self, obj: object) -> bool:
         return isinstance(obj, RecordingConnection) and any(c is obj for c in self.created)
 

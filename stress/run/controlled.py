@@ -21,9 +21,11 @@ import base64
 import binascii
 import itertools
 import json
+import os
 import random
 import sys
 import time
+import traceback
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from poolcheck.load.targets import Target, load
 from poolcheck.model import Invariant
 from poolcheck.observe.history import History
 from poolcheck.observe.recording import CallRecord, Recorder, RecordingFactory
+from poolcheck.run import coop
 from poolcheck.run.coop import (
     ABORTED,
     CLOCK_START,
@@ -279,9 +282,15 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
         run.kind, run.message = sched.outcome
     elif sched.crashes:
         thread, exc = sched.crashes[0]
-        run.kind = "crash"
-        run.message = (f"thread {thread}: {'building the pool' if thread == 0 else 'the run'} "
-                       f"raised {type(exc).__name__}: {exc}")
+        where = "building the pool" if thread == 0 else "the run"
+        if scheduler_fault(exc):
+            run.kind = "internal"
+            run.message = (f"thread {thread}: poolcheck's own scheduler failed in {where} "
+                           f"({type(exc).__name__}: {exc}): a fault of poolcheck's, not the "
+                           "pool's (a primitive the pool mixes with ones made elsewhere?)")
+        else:
+            run.kind = "crash"
+            run.message = f"thread {thread}: {where} raised {type(exc).__name__}: {exc}"
     elif history is None:
         run.kind = "errors"
         run.message = next((c.error for c in log.calls if c.error), "") or ""
@@ -565,7 +574,23 @@ _KINDS = {"deadlock": Invariant.DEADLOCK_FREE, "livelock": Invariant.DEADLOCK_FR
           "linearizable": Invariant.LINEARIZABLE}
 # the scheduler could not drive the pool: a real lock or socket blocked (hung), a thread the
 # pool started used a primitive (unmanaged), the program ran past every budget (undecided)
-NO_VERDICT = frozenset({"hung", "unmanaged", "undecided"})
+# ... or poolcheck's own scheduler failed (internal): never the pool's failure
+NO_VERDICT = frozenset({"hung", "unmanaged", "undecided", "internal"})
+_COOP_FILE = os.path.abspath(coop.__file__)
+
+
+def scheduler_fault(exc: BaseException) -> bool:
+    """Did ``exc`` arise inside the cooperative primitives' own machinery, rather than
+    where the pool called one? An assertion of the scheduler's, or an error raised by one
+    cooperative primitive that another called (a Condition releasing its lock), is
+    poolcheck's; one raised where the pool called a primitive mirrors what the real one
+    would raise (releasing an unlocked lock) and is the pool's."""
+    inside = 0  # frames in coop.py at the innermost end of the traceback
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        if os.path.abspath(frame.f_code.co_filename) != _COOP_FILE:
+            break
+        inside += 1
+    return inside > 0 and (isinstance(exc, AssertionError) or inside > 1)
 
 
 def invariant_of(run: ControlledRun) -> Invariant | None:

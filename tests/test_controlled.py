@@ -334,3 +334,16 @@ def test_a_fault_of_the_scheduler_is_poolchecks_not_the_pools() -> None:
         raise ValueError("the pool's code")
     except ValueError as exc:
         assert not scheduler_fault(exc)
+
+
+def test_an_isolated_controlled_check_reports_the_invariant_its_failure_broke() -> None:
+    """A deadlock found by the controlled check crosses the result channel as such (the
+    channel once refused any invariant but linearizable for this check)."""
+    from poolcheck.app.isolation import run_isolated
+    from poolcheck.settings import PROFILES
+
+    spec = f"{Path(__file__).resolve().parents[1]}/examples/buggy/lock_not_released.py:Pool"
+    outcome = run_isolated(spec, "auto", PROFILES["quick"], 1, ["controlled/linearizable"])
+    [result] = outcome.results
+    assert (result.status, str(result.invariant)) == ("failed", "deadlock-free")
+    assert result.reproduce.startswith("poolcheck replay ")

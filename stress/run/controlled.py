@@ -572,6 +572,8 @@ def replay(token: str, target: Target | None = None) -> ControlledRun:
 _KINDS = {"deadlock": Invariant.DEADLOCK_FREE, "livelock": Invariant.DEADLOCK_FREE,
           "errors": Invariant.ERRORS, "crash": Invariant.ERRORS,
           "linearizable": Invariant.LINEARIZABLE}
+# what a controlled run can show: the check reports the invariant of its failure
+INVARIANTS = frozenset(_KINDS.values())
 # the scheduler could not drive the pool: a real lock or socket blocked (hung), a thread the
 # pool started used a primitive (unmanaged), the program ran past every budget (undecided)
 # ... or poolcheck's own scheduler failed (internal): never the pool's failure

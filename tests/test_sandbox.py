@@ -224,3 +224,15 @@ def test_check_sandbox_records_histories_the_parent_writes(bwrap: None,
     files = sorted(folder.glob("parallel-*.jsonl"))
     assert files and files[0].read_text().startswith('{"pool"')
     assert "not in force" not in done.stderr or os.geteuid() != 0
+
+
+def test_a_submission_too_large_for_its_sandbox_is_an_error_of_its_own(
+        bwrap: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from poolcheck.app.grading import grade
+
+    subs = tmp_path / "subs"
+    _hostile(subs / "huge.py", "# " + "x" * 2000)
+    monkeypatch.setattr(sandbox, "COPY_LIMIT", 1000)
+    [submission], _ = find_submissions(subs)
+    graded = grade(submission, "auto", TINY, 1, ONLY)
+    assert graded.verdict == "error" and "larger than" in (graded.error or "")

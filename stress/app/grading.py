@@ -21,6 +21,7 @@ from typing import Any
 from poolcheck.app.config import Grading
 from poolcheck.app.isolation import run_isolated
 from poolcheck.app.sandbox import Protection, Sandboxing
+from poolcheck.errors import PoolcheckError
 from poolcheck.report.explain import checks_json, explain
 from poolcheck.run.checks import CheckResult, derive_seed
 from poolcheck.run.checks import verdict as verdict_of
@@ -107,8 +108,11 @@ def grade(submission: Submission, adapter: str, profile: Profile, seed: int,
         return Graded(submission, seed, "error", error=submission.problem, config=config)
     chosen = config.select(only)
     sandbox = Sandboxing(expose=submission.folder, hide=hide)
-    outcome = run_isolated(submission.spec, adapter, profile, seed, chosen, sandbox=sandbox,
-                           invariants=config.chosen_invariants(only))
+    try:
+        outcome = run_isolated(submission.spec, adapter, profile, seed, chosen,
+                               sandbox=sandbox, invariants=config.chosen_invariants(only))
+    except PoolcheckError as exc:  # e.g. a submission too large to copy into its sandbox
+        return Graded(submission, seed, "error", error=str(exc), config=config)
     if outcome.load_error is not None:
         return Graded(submission, seed, "error", error=outcome.load_error, config=config,
                       missing=outcome.missing)

@@ -127,7 +127,8 @@ def confine(spec: str, expose: Path | None = None, hide: tuple[Path, ...] = ()
                            missing=(Protection.FILES, Protection.NETWORK,
                                     Protection.PROCESSES, Protection.USER))
     where = spec.rpartition(":")[0] if ":" in spec else spec
-    source = Path(where).resolve() if where.endswith(".py") else None
+    # absolute, links kept: the child opens the path as the spec names it
+    source = Path(os.path.abspath(where)) if where.endswith(".py") else None
     if expose is None and source is not None:
         expose = source
     scratch = Path(tempfile.mkdtemp(prefix="poolcheck-sandbox-"))
@@ -152,8 +153,9 @@ def confine(spec: str, expose: Path | None = None, hide: tuple[Path, ...] = ()
                 args += ["--perms", "0755", "--tmpfs", path]
                 made.add(path)
         if expose is not None:
-            copy = _copy(expose.resolve(), scratch / "work")
-            at = expose.resolve() if expose.is_dir() else expose.resolve().parent
+            exposed = Path(os.path.abspath(expose))
+            copy = _copy(exposed, scratch / "work")
+            at = exposed if exposed.is_dir() else exposed.parent
             args += [*_dirs(at.parent, made, bound), "--bind", str(copy), str(at)]
             made.add(str(at))
         cwd = os.getcwd()

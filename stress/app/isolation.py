@@ -62,7 +62,6 @@ class Outcome:
     command_spec: str = ""
     results: list[CheckResult] = field(default_factory=list)
     output_bytes: int = 0  # what the target printed, in total
-    sandboxed: bool = False  # it was asked for
     missing: tuple[Protection, ...] = ()  # protections asked for and not in force
 
 
@@ -88,7 +87,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
     ``exit_first``: stop at the first check that does not pass. ``invariants``: user
     invariants, judged here on the facts of every stress round the child sends.
     ``sandbox``: confine each child (``poolcheck.app.sandbox``)."""
-    outcome = Outcome(sandboxed=sandbox is not None)
+    outcome = Outcome()
     remaining = [c.name for c in all_checks()
                  if (c.name in only if only is not None else c.default)]
     user = UserChecks(invariants, spec, seed, profile.name) if invariants else None
@@ -339,23 +338,22 @@ class _Child:
     def _kill(self) -> None:
         """End the child and everything it started. In a sandbox, killing the namespace's
         first process makes the kernel end every process in it (a new session is no
-        escape); bwrap exits once they are gone. Outside one, its process group."""
+        escape), and bwrap exits only once they are gone: wait for that first. Outside
+        one (or if bwrap lingers), its process group."""
         if self.proc.poll() is not None:
             return
         if self.namespace is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.namespace, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10.0)
+                return
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             self.proc.kill()
 
     def stop(self) -> None:
-        if self.namespace is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.namespace, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(10.0)  # bwrap waits for its namespace to be empty
         self._kill()
         self.proc.wait()
         self.confinement.close()

@@ -48,7 +48,6 @@ class Protection(str, enum.Enum):
     NETWORK = "no network"
     PROCESSES = "every process it starts ends with its check"
     USER = "runs as a user of its own, with its own process limit"
-    LIMITS = "limits on processes, files, CPU time and output"
 
     def __str__(self) -> str:
         return self.value
@@ -59,11 +58,9 @@ class Confinement:
     """How one child is confined: the command before ``python``, and what to undo."""
 
     prefix: list[str]  # bwrap and its arguments, or nothing
-    cwd: str | None = None
     scratch: Path | None = None  # removed when the child is over
     user: int | None = None  # uid (and gid) the child becomes before it loads the target
-    in_force: tuple[Protection, ...] = ()
-    missing: tuple[Protection, ...] = ()
+    missing: tuple[Protection, ...] = ()  # protections not in force on this machine
     info_fd: int | None = None  # bwrap's --info-fd: the namespace's first process
     _info_read: int | None = field(default=None, repr=False)
 
@@ -120,12 +117,11 @@ def confine(spec: str, expose: Path | None = None, hide: tuple[Path, ...] = ()
     packages); ``hide``: folders kept out of its sight even where they lie inside a bound
     folder (the submissions, the reports). It writes only in its copy and its /tmp."""
     bwrap = shutil.which("bwrap")
+    if bwrap is None:  # the limits still hold: the child sets them itself
+        return Confinement([], missing=(Protection.FILES, Protection.NETWORK,
+                                        Protection.PROCESSES, Protection.USER))
     root = os.geteuid() == 0
     user = secrets.SystemRandom().randint(*UIDS) if root else None
-    if bwrap is None:
-        return Confinement([], user=None, in_force=(Protection.LIMITS,),
-                           missing=(Protection.FILES, Protection.NETWORK,
-                                    Protection.PROCESSES, Protection.USER))
     where = spec.rpartition(":")[0] if ":" in spec else spec
     # absolute, links kept: the child opens the path as the spec names it
     source = Path(os.path.abspath(where)) if where.endswith(".py") else None
@@ -170,9 +166,8 @@ def confine(spec: str, expose: Path | None = None, hide: tuple[Path, ...] = ()
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    missing = () if root else (Protection.USER,)
-    in_force = tuple(p for p in Protection if p not in missing)
-    return Confinement(args, cwd, scratch, user, in_force, missing, write_fd, read_fd)
+    return Confinement(args, scratch, user, () if root else (Protection.USER,), write_fd,
+                       read_fd)
 
 
 def _inside(path: str, folders: set[str]) -> bool:
@@ -211,8 +206,7 @@ def _bound() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     paths.update(p for p in SYSTEM if not os.path.islink(p))
     existing = sorted({str(Path(p).resolve()) for p in paths if p and os.path.exists(p)})
     # a folder inside another bound folder is bound already
-    return tuple(p for p in existing
-                 if not any(p.startswith(q.rstrip("/") + "/") for q in existing if q != p)), links
+    return tuple(p for p in existing if not _inside(p, set(existing) - {p})), links
 
 
 def _copy(source: Path, into: Path) -> Path:

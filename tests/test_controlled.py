@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from poolcheck.load.targets import Target, load
-from poolcheck.pool import EmptyPoolError, Pool
+from poolcheck.model import Invariant
+from poolcheck.pool import ClosedPoolError, EmptyPoolError, Pool
 from poolcheck.run import controlled, coop
 from poolcheck.run.controlled import (
     PCT,
@@ -49,6 +50,8 @@ class SleepyPool(Pool):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._cond:
+                if self._closed:
+                    raise ClosedPoolError("closed")
                 if self._idle:
                     return self._idle.popitem()[1]
                 if self._live < self.maxsize or not self.block:
@@ -76,9 +79,9 @@ def test_put_room_race_is_found(strategy: str) -> None:
     found = explore(Target.of(RoomOutsideLock), PUT_RACE, 1, False, strategy=strategy,
                     seed=3, runs=2000, seconds=15)
     assert found.failure is not None, found
-    assert found.failure.kind == "linearizable"
+    assert found.failure.kind == "bound"
     report = found.failure.report()
-    assert "(bound): the pool kept connection" in report
+    assert "2 connections were idle in the pool at once" in report
     assert "test_controlled.py:" in report  # the interleaving names the racing lines
     assert "poolcheck replay pc1." in report
 
@@ -88,8 +91,8 @@ def test_count_outside_lock_is_found() -> None:
     program = Program((), (("get",), ("get",)))
     found = explore(target, program, 1, True, strategy="random", seed=1, runs=2000, seconds=15)
     assert found.failure is not None
-    assert found.failure.kind == "linearizable"
-    assert "bound" in found.failure.report()
+    assert found.failure.kind == "bound", found.failure.report()
+    assert "connections were open (maxsize=1, block=True)" in found.failure.report()
 
 
 def test_bounded_search_is_exhaustive_for_a_correct_pool() -> None:
@@ -132,7 +135,7 @@ def test_thirty_second_timeout_takes_virtual_time_only() -> None:
     assert not run.failed, run.report()
     assert run.virtual_seconds == pytest.approx(30.0, abs=0.1)  # + 1 ms per clock read
     assert run.history is not None
-    assert [e.outcome for e in run.history.events] == ["ok", "EmptyPoolError"]
+    assert [e.outcome for e in run.history.events if e.thread == 0] == ["ok", "EmptyPoolError"]
 
 
 def test_sleeping_pool_runs_on_virtual_time() -> None:
@@ -177,9 +180,11 @@ def test_real_blocking_outside_control_is_reported_not_hung() -> None:
 
 
 def test_check_target_finds_a_catalogue_bug_and_passes_the_bundled_pool() -> None:
-    found = controlled.check_target(example("buggy/nonblock_keeps_all.py:Pool"), seconds=4)
-    assert found.failure is not None and found.failure.kind == "linearizable"
-    passed = controlled.check_target(Target.of(Pool), seconds=2)
+    found = controlled.check_target(example("buggy/nonblock_keeps_all.py:Pool"), seconds=4,
+                                    wanted=[Invariant.BOUND, Invariant.CLOSED])
+    assert set(found.failures) == {Invariant.BOUND}
+    passed = controlled.check_target(Target.of(Pool), seconds=2,
+                                     wanted=controlled.CONTROLLED_INVARIANTS)
     assert passed.failure is None and passed.runs > 100
 
 
@@ -211,7 +216,7 @@ def test_replay_token_reproduces_ten_of_ten() -> None:
     token = found.failure.token
     assert read_token(token)["branches"] == [["put"], ["put"]]
     replays = [replay(token, target) for _ in range(10)]
-    assert all(r.kind == "linearizable" for r in replays)
+    assert all(r.kind == "bound" for r in replays)
     assert all(_events(r) == _events(found.failure) for r in replays)
     assert all(r.trail == found.failure.trail for r in replays)
 
@@ -282,14 +287,15 @@ def test_strategies_are_deterministic() -> None:
 def test_hypothesis_finds_and_shrinks_the_put_race() -> None:
     # the search ends when it finds the race (about 5 s here); the budget is room for a
     # loaded machine, where 15 s missed it 4 times in 20 runs
-    run = controlled.search_hypothesis(Target.of(RoomOutsideLock), 1, False, seed=1,
-                                       examples=5000, seconds=45, shrink_seconds=5)
+    run = controlled.search_hypothesis(
+        Target.of(RoomOutsideLock), 1, False, seed=1, examples=5000, seconds=45,
+        shrink_seconds=5, wanted=lambda r: controlled.invariant_of(r) == Invariant.BOUND)
     assert run is not None
-    assert run.kind == "linearizable"
+    assert run.kind == "bound", run.report()
     assert len(run.program.branches) == 2 and run.program.size[0] <= 6
     assert "put(#" in controlled.format_interleaving(run)
     again = replay(run.token, Target.of(RoomOutsideLock))
-    assert again.kind == "linearizable"
+    assert again.kind == "bound"
 
 
 def test_the_controlled_check_runs_only_when_asked_and_reports_a_replay_command(
@@ -337,13 +343,14 @@ def test_a_fault_of_the_scheduler_is_poolchecks_not_the_pools() -> None:
 
 
 def test_an_isolated_controlled_check_reports_the_invariant_its_failure_broke() -> None:
-    """A deadlock found by the controlled check crosses the result channel as such (the
-    channel once refused any invariant but linearizable for this check)."""
+    """A deadlock found by the controlled checks crosses the result channel as such (the
+    channel once refused any invariant but linearizable for a controlled check)."""
     from poolcheck.app.isolation import run_isolated
     from poolcheck.settings import PROFILES
 
     spec = f"{Path(__file__).resolve().parents[1]}/examples/buggy/lock_not_released.py:Pool"
-    outcome = run_isolated(spec, "auto", PROFILES["quick"], 1, ["controlled/linearizable"])
-    [result] = outcome.results
-    assert (result.status, str(result.invariant)) == ("failed", "deadlock-free")
-    assert result.reproduce.startswith("poolcheck replay ")
+    outcome = run_isolated(spec, "auto", PROFILES["quick"], 1,
+                           ["controlled/deadlock-free", "controlled/linearizable"])
+    deadlock, _ = outcome.results
+    assert (deadlock.status, str(deadlock.invariant)) == ("failed", "deadlock-free")
+    assert deadlock.reproduce.startswith("poolcheck replay ")

@@ -25,7 +25,6 @@ from poolcheck.observe.history import History, history_from_lines, history_lines
 from poolcheck.observe.observations import BadFacts
 from poolcheck.observe.wire import facts_from_json, steps_from_json
 from poolcheck.run.checks import (
-    CONTROLLED,
     STRESS_ROUNDS,
     CheckResult,
     all_checks,
@@ -38,7 +37,7 @@ FRAME_LIMIT = 8 * 1024 * 1024  # bytes in one frame: a report with a long histor
 MESSAGE_LIMIT = 256 * 1024  # characters of one check's message
 HEADER = 8  # the frame's length, big-endian
 KINDS = frozenset({"load_error", "loaded", "start", "result", "round", "history", "example",
-                   "done"})
+                   "controlled", "done"})
 HISTORY_KINDS = frozenset({"stress", "parallel", "controlled"})
 
 STATUSES = frozenset({"passed", "failed", "error", "timeout"})
@@ -117,6 +116,13 @@ def parse(data: bytes, context: Context) -> tuple[str, Any]:
             raise BadFrame(f"a round's facts: {exc}") from None
     if kind == "example":
         return kind, _example(body, context)
+    if kind == "controlled":
+        if not any(n.startswith("controlled/") for n in context.asked):
+            raise BadFrame("a controlled run's facts, which were not asked for")
+        try:
+            return kind, facts_from_json(body)
+        except BadFacts as exc:
+            raise BadFrame(f"a controlled run's facts: {exc}") from None
     if kind == "history":
         if not isinstance(body, dict) or set(body) != {"kind", "lines"} or \
                 body["kind"] not in HISTORY_KINDS:
@@ -192,7 +198,7 @@ def _result(body: object, context: Context) -> CheckResult:
     status = body.get("status")
     if status not in STATUSES:
         raise BadFrame(f"{name}: unknown status {status!r}")
-    if body.get("invariant") not in _invariants(name, check.invariant):
+    if body.get("invariant") != check.invariant.value:
         raise BadFrame(f"{name}: the wrong invariant")
     cause = body.get("cause")
     if cause is not None and cause not in {c.value for c in Cause}:
@@ -200,7 +206,7 @@ def _result(body: object, context: Context) -> CheckResult:
     found_after = body.get("found_after")
     reproduce = reproduce_command(context.command_spec or context.spec, name, context.seed,
                                   context.profile)
-    if name == CONTROLLED.name and status == "failed":
+    if name.startswith("controlled/") and status == "failed":
         reproduce = _replay_line(body.get("reproduce"))
     result = CheckResult(
         name, Invariant(body["invariant"]), status, _text(body.get("message"), f"{name}: message",
@@ -211,16 +217,6 @@ def _result(body: object, context: Context) -> CheckResult:
     if "history" in body:
         result.evidence = _evidence(body["history"], name)
     return result
-
-
-def _invariants(name: str, declared: Invariant) -> set[str]:
-    """The invariants a result of check ``name`` may name: a controlled run reports the
-    one its failure broke (a deadlock, an error, or linearizability)."""
-    if name == CONTROLLED.name:
-        from poolcheck.run.controlled import INVARIANTS
-
-        return {i.value for i in INVARIANTS}
-    return {declared.value}
 
 
 def _replay_line(value: object) -> str:

@@ -33,7 +33,6 @@ from poolcheck.causes import Cause
 from poolcheck.judge.user import UserInvariant
 from poolcheck.observe.history import dump_history
 from poolcheck.run.checks import (
-    CONTROLLED,
     PARALLEL,
     STRESS_ROUNDS,
     CheckResult,
@@ -41,7 +40,12 @@ from poolcheck.run.checks import (
     reproduce_command,
 )
 from poolcheck.run.user_checks import UserChecks
-from poolcheck.run.verify import HistoryVerifier, SequentialVerifier, StressVerifier
+from poolcheck.run.verify import (
+    ControlledVerifier,
+    HistoryVerifier,
+    SequentialVerifier,
+    StressVerifier,
+)
 from poolcheck.settings import Profile
 
 MEMORY_MB = 4096  # address space of the child; threads reserve much more than they use
@@ -67,7 +71,7 @@ class Outcome:
 
 def group_limit(profile: Profile, names: list[str], margin: float = MARGIN) -> float:
     """How long the parent waits for a group of checks before stopping the child."""
-    if names == [PARALLEL.name] or names == [CONTROLLED.name]:
+    if names == [PARALLEL.name] or (names and all(n.startswith("controlled/") for n in names)):
         return profile.parallel_seconds + profile.shrink_seconds + margin
     if names and names[0].startswith("stress/"):
         return profile.stress_seconds + profile.shrink_seconds * len(names) + margin
@@ -105,6 +109,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
         verifier = StressVerifier(remaining, seed, spec)
         histories = HistoryVerifier(remaining)
         programs = SequentialVerifier()
+        runs = ControlledVerifier(remaining)
         try:
             loaded_spec = child.wait_loaded()
             first = not outcome.command_spec
@@ -149,6 +154,8 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                     deadline = time.monotonic() + group_limit(profile, running, margin)
                 elif kind == "example":
                     programs.see(*body)
+                elif kind == "controlled":
+                    runs.see(body)
                 elif kind == "round":
                     verifier.see(body)
                     if user is not None:
@@ -160,7 +167,7 @@ def run_isolated(spec: str, adapter: str, profile: Profile, seed: int,
                         recorded += 1
                         dump_history(body[1], record / f"{body[0]}-{recorded:06d}.jsonl")
                 elif kind == "result":
-                    body = programs.verify(histories.verify(verifier.verify(body)))
+                    body = runs.verify(programs.verify(histories.verify(verifier.verify(body))))
                     outcome.results.append(body)
                     running.remove(body.name)
                     remaining.remove(body.name)
@@ -384,7 +391,7 @@ def _child(args: dict[str, Any]) -> None:
     send("loaded", target.command_spec)
 
     def record(kind: str, history: History) -> None:  # the parent judges it, writes it
-        if args["record"] or kind != "stress":  # stress rounds: their facts are sent
+        if args["record"] or kind == "parallel":  # the others: their facts are sent
             send("history", {"kind": kind, "lines": history_lines(history)})
 
     run_checks(target, Profile(**args["profile"]), args["seed"], args["only"],
@@ -395,7 +402,8 @@ def _child(args: dict[str, Any]) -> None:
                examples=lambda check, maxsize, block, steps: send("example", {
                    "check": check, "maxsize": maxsize, "block": block,
                    "steps": steps_json(steps)}),
-               starting=lambda names: send("start", names))
+               starting=lambda names: send("start", names),
+               controlled_facts=lambda r: send("controlled", facts_json(r)))
     send("done", None)
 
 

@@ -7,6 +7,7 @@ threads avoids false alarms. docs/INVARIANTS.md explains each one.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeAlias
@@ -63,8 +64,8 @@ def _closed_while_held(log: Log) -> list[Finding]:
         closed_at = log.closed.get(conn)
         if closed_at is None or closed_at <= got:
             continue
-        back = min((c.call for c in returns
-                    if c.conn == conn and c.thread == g.thread and c.call >= got), default=NEVER)
+        back = min((c.call for c in returns  # by any thread: a program may pass it on
+                    if c.conn == conn and c.call >= got), default=NEVER)
         if closed_at >= back:
             continue
         if closed_at > first_close:
@@ -388,3 +389,28 @@ JUDGES: list[Judge] = [judge_errors, judge_exclusive, judge_bound, judge_timeout
 
 def judge(r: RoundResult) -> list[Finding]:
     return [f for j in JUDGES for f in j(r)]
+
+
+# What a controlled run is judged on: the order of its events, never their times. Its stamps
+# are logical (one tick per event, and a virtual clock that jumps), so the judges that read
+# durations (timeout, wakeup, and the grace of a waiter that close() should have woken)
+# would see scheduling where there is none; a lost wake-up shows there as an exact deadlock.
+ORDER_JUDGES: list[Judge] = [judge_errors, judge_exclusive, judge_bound, judge_capacity,
+                             judge_closed, judge_no_leak]
+_TICK = 1e-9  # one logical tick, in the seconds the timing clauses read: far below GRACE
+
+
+def judge_order(r: RoundResult) -> list[Finding]:
+    """Every invariant a run's order of events can show, linearizability last.
+
+    This function must be pure: the grader runs it again on the facts a pool's process
+    sent."""
+    log = copy.deepcopy(r.log)
+    for c in log.calls:
+        c.call *= _TICK
+        c.ret = None if c.ret is None else c.ret * _TICK
+    log.created = {k: v * _TICK for k, v in log.created.items()}
+    log.closed = {k: v * _TICK for k, v in log.closed.items()}
+    log.close_times = {k: [(t * _TICK, b) for t, b in v] for k, v in log.close_times.items()}
+    timeless = replace(r, log=log)
+    return [f for j in ORDER_JUDGES for f in j(timeless)] + judge_linearizable(r)

@@ -40,6 +40,11 @@ SEQUENTIAL_INVARIANTS = [
     Invariant.NO_LEAK, Invariant.CAPACITY, Invariant.CLOSED, Invariant.TIMEOUT,
 ]
 STRESS_INVARIANTS = [*SEQUENTIAL_INVARIANTS, Invariant.WAKEUP, Invariant.LINEARIZABLE]
+# what a controlled run's order of events shows (its times are virtual: no timeout, wakeup)
+CONTROLLED_INVARIANTS = [
+    Invariant.DEADLOCK_FREE, Invariant.ERRORS, Invariant.BOUND, Invariant.EXCLUSIVE,
+    Invariant.NO_LEAK, Invariant.CAPACITY, Invariant.CLOSED, Invariant.LINEARIZABLE,
+]
 
 
 @dataclass
@@ -81,6 +86,7 @@ NOT_EXERCISED = ("not exercised: get_conn never returned a connection, so this c
                  "tested nothing (the pool must hand out connections before it can keep "
                  "the contract)")
 HistorySink = Callable[[str, History], None]  # (which check ran it, the history)
+FactsSink = Callable[[RoundResult], None]  # the facts of a controlled run, judged again
 ExampleSink = Callable[[str, int, bool, list[Step]], None]  # (check, maxsize, block, steps)
 
 
@@ -88,7 +94,13 @@ def all_checks() -> list[Check]:
     return [Check(f"sequential/{inv}", inv, needs_close=inv == Invariant.CLOSED)
             for inv in SEQUENTIAL_INVARIANTS] + [
         Check(f"stress/{inv}", inv, needs_close=inv == Invariant.CLOSED)
-        for inv in STRESS_INVARIANTS] + [PARALLEL, CONTROLLED]
+        for inv in STRESS_INVARIANTS] + [PARALLEL] + controlled_checks()
+
+
+def controlled_checks() -> list[Check]:
+    return [CONTROLLED if inv == Invariant.LINEARIZABLE else
+            Check(f"controlled/{inv}", inv, needs_close=inv == Invariant.CLOSED, default=False)
+            for inv in CONTROLLED_INVARIANTS]
 
 
 def default_checks() -> list[str]:
@@ -115,13 +127,15 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
                starting: Callable[[list[str]], None] | None = None,
                observe: Callable[[RoundResult], None] | None = None,
                stress_first: bool = False, observe_all: bool = False,
-               examples: ExampleSink | None = None) -> list[CheckResult]:
+               examples: ExampleSink | None = None,
+               controlled_facts: FactsSink | None = None) -> list[CheckResult]:
     """Run the chosen checks in order: each sequential one, the stress checks together
     (one run, every judge; ``stress_first``: before the sequential ones), then the
     parallel one. ``starting`` hears which checks are
     about to run, ``progress`` each result as it comes, ``observe`` the facts of every
     stress round; ``observe_all`` (user invariants): the rounds then run their whole time,
-    even if no stress check is chosen; ``examples`` the steps of every sequential program.
+    even if no stress check is chosen; ``examples`` the steps of every sequential program;
+    ``controlled_facts`` the facts of every controlled run.
     ``only=None``: the default checks."""
     session = Session()
     results: list[CheckResult] = []
@@ -158,44 +172,67 @@ def run_checks(target: Target, profile: Profile, seed: int, only: list[str] | No
         if starting:
             starting([PARALLEL.name])
         report(run_parallel_check(target, profile, seed, record))
-    if CONTROLLED in chosen:
+    controlled = [c for c in chosen if c.name.startswith("controlled/")]
+    if controlled:
         if starting:
-            starting([CONTROLLED.name])
-        report(run_controlled_check(target, profile, seed, record))
+            starting([c.name for c in controlled])
+        for result in run_controlled_checks(target, profile, seed, controlled, record,
+                                            controlled_facts):
+            report(result)
     order = {c.name: i for i, c in enumerate(all_checks())}
     return sorted(results, key=lambda r: order[r.name])  # failures found early came first
 
 
-def run_controlled_check(target: Target, profile: Profile, seed: int,
-                         record: HistorySink | None = None) -> CheckResult:
-    """Small programs under a scheduler that runs one thread at a time (poolcheck.run.controlled).
+def run_controlled_checks(target: Target, profile: Profile, seed: int, checks: list[Check],
+                          record: HistorySink | None = None,
+                          facts: FactsSink | None = None) -> list[CheckResult]:
+    """Small programs under a scheduler that runs one thread at a time (poolcheck.run.controlled),
+    every run judged for every chosen invariant; a failure comes with its replay token.
 
     A run the scheduler could not drive (a primitive it did not replace, a thread the pool
-    started) is no verdict on the pool: the check reports that it cannot drive it."""
+    started) is no verdict on the pool: the checks report that they cannot drive it."""
     from poolcheck.run import controlled
 
-    reproduce = reproduce_command(target.command_spec, CONTROLLED.name, seed, profile.name)
     started = time.monotonic()
+
+    def seen(run: controlled.ControlledRun) -> None:
+        if record is not None and run.history is not None:
+            record("controlled", run.history)
+        if facts is not None and run.facts is not None:
+            facts(run.facts)
+
     out = controlled.check_target(target, derive_seed(seed, CONTROLLED.name),
-                                  profile.parallel_seconds,
-                                  on_history=(lambda h: record("controlled", h)) if record
-                                  else None)
-    seconds = round(time.monotonic() - started, 3)
-    failure = out.failure
-    if failure is None:
-        return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "passed",
-                           f"no violation in {out.runs} controlled runs", reproduce, seconds)
-    if failure.no_verdict:
-        return CheckResult(CONTROLLED.name, CONTROLLED.invariant, "error",
-                           "not completed: the scheduler could not drive this pool (a lock, "
-                           "queue or thread outside its control), which says nothing about "
-                           f"the pool\n{failure.message}", reproduce, seconds,
-                           cause=Cause.CANNOT_DRIVE)
-    evidence = ((failure.history, failure.result)
-                if failure.history is not None and failure.result is not None else None)
-    return CheckResult(CONTROLLED.name, controlled.invariant_of(failure) or Invariant.LINEARIZABLE,
-                       "failed", failure.report(),
-                       f"poolcheck replay {failure.token}", round(out.seconds, 3), evidence)
+                                  profile.parallel_seconds, on_run=seen,
+                                  shrink_seconds=profile.shrink_seconds,
+                                  wanted=[c.invariant for c in checks
+                                          if not (c.needs_close and not target.has_close)])
+    seconds = round((time.monotonic() - started) / len(checks), 3)
+    results = []
+    for check in checks:
+        reproduce = reproduce_command(target.command_spec, check.name, seed, profile.name)
+        failure = out.failures.get(check.invariant)
+        if out.stuck is not None:
+            results.append(CheckResult(
+                check.name, check.invariant, "error", "not completed: the scheduler could not "
+                "drive this pool (a lock, queue or thread outside its control), which says "
+                f"nothing about the pool\n{out.stuck.message}", reproduce, seconds,
+                cause=Cause.CANNOT_DRIVE))
+        elif check.needs_close and not target.has_close:
+            results.append(CheckResult(check.name, check.invariant, "failed", NO_CLOSE,
+                                       reproduce, seconds, cause=Cause.NOT_IMPLEMENTED))
+        elif failure is not None:
+            evidence = ((failure.history, failure.result) if check.invariant ==
+                        Invariant.LINEARIZABLE and failure.history is not None
+                        and failure.result is not None else None)
+            report = failure.report() if controlled.invariant_of(failure) == check.invariant \
+                else controlled.format_failure(failure, check.invariant)
+            results.append(CheckResult(check.name, check.invariant, "failed", report,
+                                       f"poolcheck replay {failure.token}", seconds, evidence))
+        else:
+            results.append(CheckResult(check.name, check.invariant, "passed",
+                                       f"no violation in {out.runs} controlled runs",
+                                       reproduce, seconds))
+    return results
 
 
 def run_stress_checks(target: Target, profile: Profile, seed: int, checks: list[Check],

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import functools
+import gc
 import itertools
 import json
 import os
@@ -38,10 +40,11 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from poolcheck.errors import LoadError, TokenError
 from poolcheck.judge import linearize
-from poolcheck.judge.judges import history_of_log
+from poolcheck.judge.judges import Finding, history_of_log, judge_order
 from poolcheck.judge.linearize_report import format_report
 from poolcheck.load.targets import Target, load
 from poolcheck.model import Invariant
+from poolcheck.observe.facts import RoundResult, RoundSpec
 from poolcheck.observe.history import History
 from poolcheck.observe.recording import CallRecord, Recorder, RecordingFactory
 from poolcheck.run import coop
@@ -58,7 +61,7 @@ from poolcheck.run.coop import (
 from poolcheck.run.engine import pool_files, settle_kept
 from poolcheck.run.parallel import LANES, OPS, Program, _Lane, programs
 from poolcheck.run.shrink import shrink_greedily
-from poolcheck.settings import CONTROLLED_CONFIGURATIONS, LINEARIZE_BUDGET, Configuration
+from poolcheck.settings import CONTROLLED_CONFIGURATIONS, Configuration
 
 BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
 GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
@@ -189,6 +192,7 @@ class _StepRecorder(Recorder):
     def closed(self, ident: int, by_caller: bool) -> None:
         with self.lock:
             self.log.close_calls[ident] = self.log.close_calls.get(ident, 0) + 1
+            self.log.close_times.setdefault(ident, []).append((self.log.last_event, by_caller))
             if ident not in self.log.closed:
                 self.log.closed[ident] = self._tick()
                 if by_caller:
@@ -211,12 +215,15 @@ class ControlledRun:
     get_timeout: float = GET_TIMEOUT
     history: History | None = None
     result: linearize.Result | None = None
-    # None: passed; deadlock|livelock|errors|crash|linearizable: failed;
-    # hung|unmanaged|undecided: no verdict (see NO_VERDICT)
+    # None: passed; deadlock|livelock|errors|crash|linearizable, or the name of the
+    # invariant a judge found broken (no-leak, closed, ...): failed;
+    # hung|unmanaged|undecided|internal: no verdict (see NO_VERDICT)
     kind: str | None = None
     message: str = ""
     budget: int = BUDGET
     diverged: bool = False  # a replay whose choices did not fit the run (the target changed)
+    facts: RoundResult | None = None  # what the judges read (a run that ended)
+    findings: list[Finding] = field(default_factory=list)  # every invariant it broke
 
     @property
     def failed(self) -> bool:
@@ -243,31 +250,53 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
 
     The pool is built and the prefix played on thread 0; then the prefix's connections are
     dealt to the branches in turn, and the branches run on threads 1, 2, ... With
-    ``block``, every get_conn waits ``get_timeout`` virtual seconds at most.
+    ``block``, every get_conn waits ``get_timeout`` virtual seconds at most. Then the
+    checker's probe (thread -1, alone) returns what is still held, asks a blocking pool
+    for ``maxsize`` connections, closes the pool and counts what is left open; every
+    invariant the order of events can show is judged (``judges.judge_order``).
     """
     recorder = _StepRecorder()
     factory = RecordingFactory(recorder)
     files = pool_files(target.cls)
     calls = len(program.prefix) + sum(len(b) for b in program.branches)
     sched = Scheduler(chooser, files, budget, lambda t: recorder.ops.get(t, ""), stall,
-                      horizon=100.0 + 10 * get_timeout * calls)
+                      horizon=100.0 + 10 * get_timeout * (calls + maxsize + 2))
     timeout = get_timeout if block else None
     prefix = _Lane(0, None, [], recorder, factory, random.Random(0))
+    prefix.can_close = target.has_close
     lanes: list[_Lane] = []
+    facts = RoundResult(RoundSpec(0, len(program.branches), calls, maxsize, block, False),
+                        recorder.log, {}, has_close=target.has_close)
 
     def build_and_prefix() -> None:
         prefix.pool = target.make(maxsize, block, None, factory)
         prefix.play(program.prefix, timeout, None, frozenset())
 
-    with substituted(target.cls, files):
-        sched.run([(0, build_and_prefix)])
-        if sched.outcome is None and not sched.crashes and program.branches:
-            lanes = [_Lane(i, prefix.pool, [], recorder, factory, random.Random(i))
-                     for i in range(1, len(program.branches) + 1)]
-            for i, conn in enumerate(prefix.held):
-                lanes[i % len(lanes)].held.append(conn)
-            sched.run([(lane.index, _player(lane, ops, timeout))
-                       for lane, ops in zip(lanes, program.branches, strict=True)])
+    def ok() -> bool:
+        return sched.outcome is None and not sched.crashes
+
+    collecting = gc.isenabled()
+    gc.disable()  # a collection would run finalizers at points no schedule decides
+    try:
+        with substituted(target.cls, files, _project(target.cls)):
+            sched.run([(0, build_and_prefix)])
+            if ok() and program.branches:
+                lanes = [_Lane(i, prefix.pool, [], recorder, factory, random.Random(i))
+                         for i in range(1, len(program.branches) + 1)]
+                for lane in lanes:
+                    lane.can_close = target.has_close
+                for i, conn in enumerate(prefix.held):
+                    lanes[i % len(lanes)].held.append(conn)
+                prefix.held = []
+                sched.run([(lane.index, _player(lane, ops, timeout))
+                           for lane, ops in zip(lanes, program.branches, strict=True)])
+            if ok():
+                probe = _Lane(PROBE, prefix.pool, [], recorder, factory, random.Random(0))
+                probe.held = [c for lane in (prefix, *lanes) for c in lane.held]
+                sched.run([(PROBE, lambda: _probe(probe, facts, factory, timeout))])
+    finally:
+        if collecting:
+            gc.enable()
     with recorder.lock:
         log = recorder.log
         if sched.outcome is not None:
@@ -282,7 +311,7 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
         run.kind, run.message = sched.outcome
     elif sched.crashes:
         thread, exc = sched.crashes[0]
-        where = "building the pool" if thread == 0 else "the run"
+        where = {0: "building the pool", PROBE: "the final probe"}.get(thread, "the run")
         if scheduler_fault(exc):
             run.kind = "internal"
             run.message = (f"thread {thread}: poolcheck's own scheduler failed in {where} "
@@ -291,14 +320,59 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
         else:
             run.kind = "crash"
             run.message = f"thread {thread}: {where} raised {type(exc).__name__}: {exc}"
-    elif history is None:
-        run.kind = "errors"
-        run.message = next((c.error for c in log.calls if c.error), "") or ""
     else:
-        run.result = linearize.check(history, LINEARIZE_BUDGET)
-        if run.result.verdict == linearize.NOT_LINEARIZABLE:
-            run.kind, run.message = "linearizable", "the history is not linearizable"
+        run.facts = facts
+        run.findings = judge_order(facts)
+        lin = next((f for f in run.findings if f.invariant == Invariant.LINEARIZABLE), None)
+        if lin is not None and lin.evidence is not None:
+            run.result = lin.evidence[1]
+        if run.findings:
+            first = run.findings[0]
+            if first.invariant == Invariant.LINEARIZABLE:
+                run.kind, run.message = "linearizable", "the history is not linearizable"
+            else:
+                run.kind = "errors" if first.invariant == Invariant.ERRORS else str(
+                    first.invariant)
+                run.message = first.message
     return run
+
+
+PROBE = -1  # the checker's probe: its calls are recorded as thread -1's
+
+
+def _probe(probe: _Lane, facts: RoundResult, factory: RecordingFactory,
+           timeout: float | None) -> None:
+    """After the program, alone: the state the pool was left in (as a stress round's
+    final probe, without its timed wake-up probes)."""
+    factory.fail_next = 0  # an armed failure nobody reached would answer for the pool
+    maxsize, block = facts.spec.maxsize, facts.spec.block
+    probe._return_all(1.0)
+    closed = any(c.op == "close" for c in facts.log.calls)
+    if block and not closed:
+        for _ in range(maxsize):
+            probe._get(timeout)
+        got = len(probe.held)
+        facts.capacity_intact = got == maxsize
+        if got < maxsize:
+            facts.probe_empty = (f"with every connection returned, the pool handed out only "
+                                 f"{got} of maxsize={maxsize} connections at once")
+        probe._return_all(1.0)
+    if not facts.has_close:
+        return
+    if not closed:
+        probe._close(None)
+    probe._get(0.0)
+    last = facts.log.calls[-1]
+    if last.outcome != "ClosedPoolError":
+        facts.closed_get = f"get_conn on the closed pool gave {last.outcome}" + (
+            f" #{last.conn}" if last.conn else "")
+        probe._return_all(1.0)
+    facts.left_open = sorted(c.id for c in factory.open_connections())
+
+
+@functools.lru_cache(maxsize=16)
+def _project(cls: type) -> tuple[Any, ...]:
+    return tuple(coop.project_modules(cls))
 
 
 def _player(lane: _Lane, ops: tuple[str, ...], timeout: float | None) -> Callable[[], None]:
@@ -335,10 +409,12 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
             strategy: str = "random", seed: int = 0, runs: int = 1000,
             seconds: float = 10.0, depth: int = 3, preemptions: int = 2,
             budget: int = BUDGET, get_timeout: float = GET_TIMEOUT,
-            on_history: Callable[[History], None] | None = None) -> Exploration:
-    """Run ``program`` under ``strategy`` (random | pct | bounded) until a failure, ``runs``
-    runs or ``seconds`` have passed; the bounded search also ends when it is complete.
-    ``on_history`` sees the history of every run (the grader judges them again)."""
+            on_run: Callable[[ControlledRun], None] | None = None,
+            wanted: Callable[[ControlledRun], bool] | None = None) -> Exploration:
+    """Run ``program`` under ``strategy`` (random | pct | bounded) until a failure
+    (``wanted`` says which count: by default any), ``runs`` runs or ``seconds`` have
+    passed; the bounded search also ends when it is complete. ``on_run`` sees every run
+    (the grader judges its facts again)."""
     start = time.monotonic()
     found = Exploration(strategy)
     schedules = _Bounded(preemptions) if strategy == "bounded" else None
@@ -361,13 +437,13 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
             raise ValueError(f"unknown strategy {strategy!r} (random, pct or bounded)")
         run = run_controlled(target, program, maxsize, block, chooser, budget,
                              get_timeout=get_timeout)
-        if on_history is not None and run.history is not None:
-            on_history(run.history)
+        if on_run is not None:
+            on_run(run)
         found.runs += 1
         steps_seen = max(steps_seen, run.steps)
         if schedules is not None:
             schedules.feed(run.decisions)
-        if run.failed:
+        if run.failed and (wanted is None or run.no_verdict or wanted(run)):
             found.failure = run
             break
     found.seconds = time.monotonic() - start
@@ -411,7 +487,8 @@ def _next_schedule(decisions: list[tuple[int, int, bool]], k: int) -> list[int] 
 def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 0,
                       examples: int = 200, seconds: float = 20.0,
                       shrink_seconds: float = 20.0,
-                      on_history: Callable[[History], None] | None = None
+                      on_run: Callable[[ControlledRun], None] | None = None,
+                      wanted: Callable[[ControlledRun], bool] | None = None
                       ) -> ControlledRun | None:
     """Hypothesis draws the program and the schedule; the smallest failure seen is returned,
     its preemptions then minimized (``minimize``).
@@ -441,12 +518,12 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
         if failed_at and time.monotonic() > failed_at[0] + shrink_seconds:
             return
         run = run_controlled(target, program, maxsize, block, Drawn(choices, walk))
-        if on_history is not None and run.history is not None:
-            on_history(run.history)
+        if on_run is not None:
+            on_run(run)
         if run.no_verdict:
             stuck.append(run)
             raise _Stop
-        if run.failed:
+        if run.failed and (wanted is None or wanted(run)):
             if not failed_at:
                 failed_at.append(time.monotonic())
             if not best or _size(run) < _size(best[0]):
@@ -464,7 +541,7 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
             raise
     if stuck:
         return stuck[0]
-    return minimize(best[0]) if best else None
+    return minimize(best[0], seconds=shrink_seconds) if best else None
 
 
 def minimize(run: ControlledRun, attempts: int = 400, seconds: float = 20.0) -> ControlledRun:
@@ -572,8 +649,11 @@ def replay(token: str, target: Target | None = None) -> ControlledRun:
 _KINDS = {"deadlock": Invariant.DEADLOCK_FREE, "livelock": Invariant.DEADLOCK_FREE,
           "errors": Invariant.ERRORS, "crash": Invariant.ERRORS,
           "linearizable": Invariant.LINEARIZABLE}
-# what a controlled run can show: the check reports the invariant of its failure
-INVARIANTS = frozenset(_KINDS.values())
+# what a controlled run can show: one check for each
+CONTROLLED_INVARIANTS = [Invariant.DEADLOCK_FREE, Invariant.ERRORS, Invariant.BOUND,
+                         Invariant.EXCLUSIVE, Invariant.NO_LEAK, Invariant.CAPACITY,
+                         Invariant.CLOSED, Invariant.LINEARIZABLE]
+INVARIANTS = frozenset(CONTROLLED_INVARIANTS)
 # the scheduler could not drive the pool: a real lock or socket blocked (hung), a thread the
 # pool started used a primitive (unmanaged), the program ran past every budget (undecided)
 # ... or poolcheck's own scheduler failed (internal): never the pool's failure
@@ -596,7 +676,16 @@ def scheduler_fault(exc: BaseException) -> bool:
 
 
 def invariant_of(run: ControlledRun) -> Invariant | None:
-    return _KINDS.get(run.kind or "")
+    """The invariant a failed run broke first (None: passed, or no verdict)."""
+    if run.kind in _KINDS:
+        return _KINDS[run.kind]
+    return next((i for i in Invariant if i.value == run.kind), None)
+
+
+def invariants_of(run: ControlledRun) -> set[Invariant]:
+    """Every invariant a run broke: its first, and all its judges found."""
+    first = invariant_of(run)
+    return ({first} if first is not None else set()) | {f.invariant for f in run.findings}
 
 
 def format_interleaving(run: ControlledRun, last: int = TRAIL_SHOWN) -> str:
@@ -610,15 +699,20 @@ def format_interleaving(run: ControlledRun, last: int = TRAIL_SHOWN) -> str:
     return "\n".join(lines)
 
 
-def format_failure(run: ControlledRun) -> str:
+def format_failure(run: ControlledRun, invariant: Invariant | None = None) -> str:
+    """The report of a failed run, about ``invariant`` (default: the first it broke)."""
     if not run.failed:
         return f"no failure in this schedule ({run.steps} switch points)\n"
-    parts = [f"controlled run failed ({invariant_of(run)}): {run.kind}",
+    invariant = invariant or invariant_of(run)
+    finding = next((f for f in run.findings if f.invariant == invariant), None)
+    kind = run.kind if invariant == invariant_of(run) or finding is None else str(invariant)
+    parts = [f"controlled run failed ({invariant}): {kind}",
              f"maxsize={run.maxsize}, block={run.block}, program:\n{run.program.describe()}"]
-    if run.kind != "linearizable":
-        parts.append(run.message)
+    if invariant != Invariant.LINEARIZABLE:
+        parts.append(finding.message if finding is not None else run.message)
     parts.append(format_interleaving(run))
-    if run.history is not None and run.result is not None:
+    if invariant == Invariant.LINEARIZABLE and run.history is not None and \
+            run.result is not None:
         parts.append(format_report(run.history, run.result).rstrip("\n"))
     parts.append(f"replay token: {run.token}\nreproduce: poolcheck replay {run.token}")
     return "\n\n".join(parts) + "\n"
@@ -679,35 +773,75 @@ SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypo
 
 @dataclass
 class CheckOutcome:
-    failure: ControlledRun | None
+    failures: dict[Invariant, ControlledRun]  # the first (smallest) run breaking each
     runs: int
     seconds: float
+    stuck: ControlledRun | None = None  # a run the scheduler could not drive: no verdict
+
+    @property
+    def failure(self) -> ControlledRun | None:
+        """The one failure, or the run without a verdict (one check at a time)."""
+        return self.stuck or next(iter(self.failures.values()), None)
 
 
 def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
                  configs: Sequence[Configuration] = CONTROLLED_CONFIGURATIONS,
-                 on_history: Callable[[History], None] | None = None) -> CheckOutcome:
+                 on_run: Callable[[ControlledRun], None] | None = None,
+                 wanted: Sequence[Invariant] = (Invariant.LINEARIZABLE,),
+                 shrink_seconds: float = 20.0) -> CheckOutcome:
     """The small programs under random walk, PCT and a 2-preemption bounded search, then
-    Hypothesis-drawn programs, on each configuration, until a failure or ``seconds``;
-    ``on_history`` sees every run's history."""
+    Hypothesis-drawn programs, on each configuration, until a failure of every ``wanted``
+    invariant, a run the scheduler cannot drive, or ``seconds`` (and ``shrink_seconds``
+    more, shared by the failures' shrinking); ``on_run`` sees every run. A run that breaks
+    only invariants not wanted does not stop the search."""
     start = time.monotonic()
+    deadline, shrink_deadline = start + seconds, start + seconds + shrink_seconds
     configs = [c for c in configs if c[1] in target.modes]
-    runs = 0
+    out = CheckOutcome({}, 0, 0.0)
+    left = set(wanted)
+
+    def wants(run: ControlledRun) -> bool:
+        return bool(invariants_of(run) & left)
+
+    def keep(found: ControlledRun, original: ControlledRun) -> None:
+        for run in (found, original):
+            for invariant in invariants_of(run) & left:
+                out.failures[invariant] = run
+            left.difference_update(invariants_of(run))
+
+    def shrunk(run: ControlledRun) -> ControlledRun:
+        spare = min(20.0, shrink_deadline - time.monotonic() - 1.0)
+        return minimize(run, seconds=spare) if spare > 0 else run
+
     share = seconds / max(1, 2 * len(configs))
     for maxsize, block in configs:
         per_program = share / len(SMALL_PROGRAMS)
         for program in SMALL_PROGRAMS:
             for strategy in ("random", "pct", "bounded"):
-                found = explore(target, program, maxsize, block, strategy=strategy,
-                                seed=seed, runs=200, seconds=per_program / 3,
-                                on_history=on_history)
-                runs += found.runs
-                if found.failure is not None:
-                    return CheckOutcome(minimize(found.failure), runs,
-                                        time.monotonic() - start)  # (no verdict: as it is)
+                while left and time.monotonic() < deadline:
+                    found = explore(target, program, maxsize, block, strategy=strategy,
+                                    seed=seed, runs=200,
+                                    seconds=min(per_program / 3, deadline - time.monotonic()),
+                                    on_run=on_run, wanted=wants)
+                    out.runs += found.runs
+                    if found.failure is None:
+                        break
+                    if found.failure.no_verdict:
+                        out.stuck = found.failure
+                        out.seconds = time.monotonic() - start
+                        return out
+                    keep(shrunk(found.failure), found.failure)
     for maxsize, block in configs:
-        best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
-                                 seconds=share, shrink_seconds=share, on_history=on_history)
-        if best is not None:
-            return CheckOutcome(best, runs, time.monotonic() - start)
-    return CheckOutcome(None, runs, time.monotonic() - start)
+        while left and time.monotonic() < deadline:
+            spare = max(0.1, min(share, deadline - time.monotonic()))
+            best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
+                                     seconds=spare, shrink_seconds=spare, on_run=on_run,
+                                     wanted=wants)
+            if best is None:
+                break
+            if best.no_verdict:
+                out.stuck = best
+                break
+            keep(best, best)
+    out.seconds = time.monotonic() - start
+    return out

@@ -368,14 +368,32 @@ class Scheduler:
 # -- the cooperative primitives -------------------------------------------------------------
 
 
-def _op(what: str) -> Managed | None:
-    """Every operation is a switch point; outside a controlled run, nothing happens."""
+def _made_in() -> Scheduler | None:
+    """The run a primitive is made in (None: made outside any run, e.g. at import)."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def _op(what: str, owner: Scheduler | None) -> Managed | None:
+    """Every operation is a switch point; outside a controlled run, nothing happens.
+
+    A primitive made during a run that is over (``owner`` no longer active) is passive:
+    a finalizer of an earlier run's pool (urllib3 registers one) may use it from any
+    thread, and it must neither switch nor stop the run under way."""
+    if owner is not None and (not _ACTIVE or owner is not _ACTIVE[-1]):
+        return None
     m = _me()
     if m is not None:
         m.sched.switch(m, what)
     elif _ACTIVE and not _ACTIVE[-1].aborting:
         _ACTIVE[-1].unmanaged(what)
     return m
+
+
+def _mine(owner: Scheduler | None) -> Managed | None:
+    """The managed thread calling, as a primitive of ``owner``'s sees it (see _op)."""
+    if owner is not None and (not _ACTIVE or owner is not _ACTIVE[-1]):
+        return None
+    return _me()
 
 
 def _now() -> float:
@@ -401,6 +419,7 @@ def _holder(owner: Managed | None) -> str:
 
 class Lock:
     def __init__(self) -> None:
+        self._owner_run = _made_in()
         self._held = False
         self._owner: Managed | None = None
 
@@ -409,7 +428,7 @@ class Lock:
             raise ValueError("can't specify a timeout for a non-blocking call")
         if timeout < 0 and timeout != -1:
             raise ValueError("timeout value must be a non-negative number")
-        m = _op("Lock.acquire")
+        m = _op("Lock.acquire", self._owner_run)
         if self._held and not blocking:
             return False
         return self._take(m, None if timeout == -1 else timeout)
@@ -422,7 +441,7 @@ class Lock:
         return True
 
     def release(self) -> None:
-        _op("Lock.release")
+        _op("Lock.release", self._owner_run)
         if not self._held:
             raise RuntimeError("release unlocked lock")
         self._held, self._owner = False, None
@@ -444,11 +463,12 @@ class Lock:
         return None
 
     def _acquire_restore(self, saved: Any) -> None:
-        self._take(_me(), None)
+        self._take(_mine(self._owner_run), None)
 
 
 class RLock:
     def __init__(self) -> None:
+        self._owner_run = _made_in()
         self._owner: Managed | None = None
         self._count = 0
 
@@ -457,7 +477,7 @@ class RLock:
             raise ValueError("can't specify a timeout for a non-blocking call")
         if timeout < 0 and timeout != -1:
             raise ValueError("timeout value must be a non-negative number")
-        m = _op("RLock.acquire")
+        m = _op("RLock.acquire", self._owner_run)
         if self._count and self._owner is m:
             self._count += 1
             return True
@@ -471,7 +491,7 @@ class RLock:
         return True
 
     def release(self) -> None:
-        m = _op("RLock.release")
+        m = _op("RLock.release", self._owner_run)
         if not self._count or self._owner is not m:
             raise RuntimeError("cannot release un-acquired lock")
         self._count -= 1
@@ -485,7 +505,7 @@ class RLock:
         self.release()
 
     def _is_owned(self) -> bool:
-        return bool(self._count) and self._owner is _me()
+        return bool(self._count) and self._owner is _mine(self._owner_run)
 
     def _release_save(self) -> Any:
         saved = (self._count, self._owner)
@@ -493,7 +513,7 @@ class RLock:
         return saved
 
     def _acquire_restore(self, saved: Any) -> None:
-        m = _me()
+        m = _mine(self._owner_run)
         _wait(m, lambda: self._count == 0, None, f"RLock.acquire ({_holder(self._owner)})")
         self._count, self._owner = saved[0], m
 
@@ -507,6 +527,7 @@ class Condition:
     it has the lock again, and a notify() that reaches it then is spent on it."""
 
     def __init__(self, lock: Any = None) -> None:
+        self._owner_run = _made_in()
         self._lock = lock if lock is not None else RLock()
         self.acquire = self._lock.acquire
         self.release = self._lock.release
@@ -537,7 +558,7 @@ class Condition:
         self._lock.acquire()
 
     def wait(self, timeout: float | None = None) -> bool:
-        m = _op("Condition.wait")
+        m = _op("Condition.wait", self._owner_run)
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _Waiter()
@@ -569,7 +590,7 @@ class Condition:
         return result
 
     def notify(self, n: int = 1) -> None:
-        _op("Condition.notify")
+        _op("Condition.notify", self._owner_run)
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
         n = max(0, n)
@@ -587,12 +608,13 @@ class Semaphore:
     def __init__(self, value: int = 1) -> None:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
+        self._owner_run = _made_in()
         self._value = value
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        m = _op(f"{type(self).__name__}.acquire")
+        m = _op(f"{type(self).__name__}.acquire", self._owner_run)
         if not self._value and not blocking:
             return False
         if not _wait(m, lambda: self._value > 0, timeout,
@@ -604,7 +626,7 @@ class Semaphore:
     def release(self, n: int = 1) -> None:
         if n < 1:
             raise ValueError("n must be one or more")
-        _op(f"{type(self).__name__}.release")
+        _op(f"{type(self).__name__}.release", self._owner_run)
         self._value += n
 
     __enter__ = acquire
@@ -621,7 +643,7 @@ class BoundedSemaphore(Semaphore):
     def release(self, n: int = 1) -> None:
         if n < 1:
             raise ValueError("n must be one or more")
-        _op("BoundedSemaphore.release")
+        _op("BoundedSemaphore.release", self._owner_run)
         if self._value + n > self._initial_value:
             raise ValueError("Semaphore released too many times")
         self._value += n
@@ -631,6 +653,7 @@ class Event:
     """threading.Event; ``set()`` wakes every waiter even if ``clear()`` follows at once."""
 
     def __init__(self) -> None:
+        self._owner_run = _made_in()
         self._flag = False
         self._sets = 0  # how many times set() was called: a waiter wakes when it changes
 
@@ -640,16 +663,16 @@ class Event:
     isSet = is_set  # the stdlib's old name
 
     def set(self) -> None:
-        _op("Event.set")
+        _op("Event.set", self._owner_run)
         self._flag = True
         self._sets += 1
 
     def clear(self) -> None:
-        _op("Event.clear")
+        _op("Event.clear", self._owner_run)
         self._flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
-        m = _op("Event.wait")
+        m = _op("Event.wait", self._owner_run)
         seen = self._sets
         return _wait(m, lambda: self._flag or self._sets != seen, timeout, "Event.wait")
 
@@ -773,6 +796,13 @@ class PriorityQueue(Queue):
         return heapq.heappop(self.queue)
 
 
+class SimpleQueue(Queue):
+    """queue.SimpleQueue: an unbounded FIFO (the extra methods of Queue do no harm)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+
 # -- virtual time ---------------------------------------------------------------------------
 
 
@@ -808,7 +838,7 @@ def time_ns() -> int:
 def sleep(seconds: float) -> None:
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
-    m = _op("time.sleep")
+    m = _op("time.sleep", None)
     if m is None:
         _real_sleep(seconds)
     elif seconds > 0:
@@ -835,7 +865,8 @@ _THREADING_NAMES = {"Lock": Lock, "RLock": RLock, "Condition": Condition,
                     "Event": Event}
 _TIME_NAMES = {"monotonic": monotonic, "time": time_, "sleep": sleep,
                "perf_counter": perf_counter, "monotonic_ns": monotonic_ns, "time_ns": time_ns}
-_QUEUE_NAMES = {"Queue": Queue, "LifoQueue": LifoQueue, "PriorityQueue": PriorityQueue}
+_QUEUE_NAMES = {"Queue": Queue, "LifoQueue": LifoQueue, "PriorityQueue": PriorityQueue,
+                "SimpleQueue": SimpleQueue}
 
 THREADING = _ModuleProxy(threading, _THREADING_NAMES)
 TIME = _ModuleProxy(time, _TIME_NAMES)
@@ -852,11 +883,65 @@ def _replacements() -> dict[int, tuple[object, object]]:
     return {id(real): (real, coop) for real, coop in pairs}
 
 
+def _system_dirs() -> tuple[str, ...]:
+    """Where the standard library and installed packages live."""
+    import site
+    import sysconfig
+
+    dirs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    return tuple(os.path.join(os.path.abspath(d), "") for d in dirs)
+
+
+_OWN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+
+
+def project_modules(cls: type) -> list[types.ModuleType]:
+    """The loaded modules of the project ``cls`` belongs to: its top-level package's
+    modules (``urllib3.*``, ``sqlalchemy.*``), or, for a top-level module outside the
+    system's folders, every module in its folder and below. A pool's queue or lock is
+    often made in another module of its project (SQLAlchemy's ``util.queue``); the
+    standard library and poolcheck itself are never part of it."""
+    system = _system_dirs()
+    roots: set[str] = set()
+    for klass in cls.__mro__:
+        module = sys.modules.get(klass.__module__)
+        path = getattr(module, "__file__", None)
+        if klass is object or not path:
+            continue
+        top = klass.__module__.split(".")[0]
+        top_module = sys.modules.get(top)
+        top_path = getattr(top_module, "__file__", None)
+        if top_path is None:
+            continue
+        root = os.path.join(os.path.dirname(os.path.abspath(top_path)), "")
+        if "." in klass.__module__ or os.path.basename(top_path) == "__init__.py":
+            roots.add(root)  # a package: its folder
+        elif root not in system:
+            roots.add(root)  # a top-level module of the user's: its folder
+    found = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(module, types.ModuleType) or not isinstance(path, str):
+            continue
+        path = os.path.abspath(path)
+        mine = [r for r in roots if path.startswith(r)]
+        if path.startswith(_OWN_DIR) or not mine:
+            continue
+        installed = any(r.startswith(d) for r in mine for d in system)
+        if not installed and any(path.startswith(d) for d in system):
+            continue  # a system folder inside the user's folder (a virtualenv in it)
+        found.append(module)
+    return found
+
+
 @contextmanager
-def substituted(cls: type, files: frozenset[str]) -> Iterator[list[str]]:
+def substituted(cls: type, files: frozenset[str],
+                modules: Sequence[types.ModuleType] = ()) -> Iterator[list[str]]:
     """Cooperative primitives in the modules of ``cls``'s MRO that live in ``files``, in
     those classes' attributes, and in the default arguments of their functions, for the
-    length of the block; yields what was replaced."""
+    length of the block; also in the module-level names of ``modules`` (the rest of the
+    project, see ``project_modules``); yields what was replaced."""
     swaps = _replacements()
     undo: list[tuple[Any, str, object]] = []
     done: list[str] = []
@@ -900,6 +985,16 @@ def substituted(cls: type, files: frozenset[str]) -> Iterator[list[str]]:
                     undo.append((owner, name, value))
                     setattr(owner, name, new)
                     done.append(f"{label}.{name}")
+        for module in modules:
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            for name, value in list(vars(module).items()):
+                new = stand_in(value)
+                if new is not None:
+                    undo.append((module, name, value))
+                    setattr(module, name, new)
+                    done.append(f"{module.__name__}.{name}")
         yield done
     finally:
         for owner, name, value in reversed(undo):

@@ -19,18 +19,18 @@ from dataclasses import replace
 
 from poolcheck.causes import Cause
 from poolcheck.judge import linearize
-from poolcheck.judge.judges import Finding, judge
+from poolcheck.judge.judges import Finding, judge, judge_order
 from poolcheck.judge.linearize_report import format_report
 from poolcheck.judge.steps import StepJudge, Verdict
 from poolcheck.model import Invariant
 from poolcheck.observe.facts import RoundResult, Step
 from poolcheck.observe.history import History
-from poolcheck.run.checks import CONTROLLED, PARALLEL, CheckResult, all_checks
+from poolcheck.run.checks import PARALLEL, CheckResult, all_checks
 from poolcheck.run.rounds import THREADS, round_report, round_seed
 from poolcheck.settings import LINEARIZE_BUDGET
 
 CLAIM = "the pool's process reported this check as passed, but "
-JUDGED = {"parallel": PARALLEL.name, "controlled": CONTROLLED.name}  # history kinds
+JUDGED = {"parallel": PARALLEL.name}  # the kinds of history judged here (controlled: facts)
 
 
 class StressVerifier:
@@ -84,7 +84,7 @@ class HistoryVerifier:
     """Judges the history of every parallel and controlled run; ``verify`` then decides."""
 
     def __init__(self, names: Iterable[str]) -> None:
-        self.asked = {PARALLEL.name, CONTROLLED.name} & set(names)
+        self.asked = {PARALLEL.name} & set(names)
         self.runs: dict[str, int] = {}
         self.violations: dict[str, tuple[History, linearize.Result]] = {}
 
@@ -113,6 +113,39 @@ class HistoryVerifier:
                            "linearizable)")
         return replace(result, message=f"no violation in {self.runs[result.name]} runs, "
                        "each history judged by poolcheck")
+
+
+class ControlledVerifier:
+    """Judges the facts of every controlled run (``judges.judge_order``, as the process
+    did); ``verify`` then decides each controlled check. A deadlock or a crash is the
+    scheduler's observation, not a fact: a pool's process can hide one, never fake a pass
+    against the facts it sent."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.asked = {n for n in names if n.startswith("controlled/")}
+        self.runs = 0
+        self.violations: dict[str, Finding] = {}
+
+    def see(self, facts: RoundResult) -> None:
+        self.runs += 1
+        for finding in judge_order(facts):
+            name = f"controlled/{finding.invariant}"
+            if name in self.asked:
+                self.violations.setdefault(name, finding)
+
+    def verify(self, result: CheckResult) -> CheckResult:
+        if result.status != "passed" or result.name not in self.asked:
+            return result
+        if not self.runs:
+            return replace(result, status="failed", cause=Cause.INCONSISTENT,
+                           message=CLAIM + "it sent the facts of no run")
+        found = self.violations.get(result.name)
+        if found is not None:
+            return replace(result, status="failed", cause=Cause.INCONSISTENT,
+                           evidence=found.evidence, message=found.message
+                           + f"\n\n({CLAIM}the facts of one of its runs show this violation)")
+        return replace(result, message=f"no violation in {self.runs} controlled runs, "
+                       "each judged by poolcheck")
 
 
 class SequentialVerifier:

@@ -110,11 +110,14 @@ httpcore (httpcore 1.x's sync ``ConnectionPool``, the pool behind httpx)
       only add idle connections that httpcore closes to make room.
     * Differences from the contract, left visible: no ``block=False``; no closed state:
       after ``close()`` the pool keeps serving with new connections, and raises nothing
-      like ``ClosedPoolError``; ``close()`` forgets every connection and closes those in
-      use too, so a request racing it fails with httpcore's own errors (here
-      ``RemoteProtocolError``; ``ReadError`` on a real socket), and a connection that was
-      still connecting is not closed at all; the pool timeout starts again each time a
-      connection assigned to a waiting request is taken by another one first.
+      like ``ClosedPoolError``; ``close()`` forgets every connection under the pool's lock
+      and closes them, those in use too, after letting go of it, so new connections are
+      made while old ones are still open, and a request racing it fails with httpcore's
+      own errors (here ``RemoteProtocolError``; ``ReadError`` on a real socket); a
+      connection that was still connecting is not closed at all; the pool timeout starts
+      again each time a connection assigned to a waiting request is taken by another one
+      first; and a bug: a pool timeout racing a freed slot can leave a connection that
+      never connects holding that slot for ever (httpcore issue #1093; findings/).
 
 Timeouts (redis, sqlalchemy): these pools take one timeout at construction and read it
 from an attribute on each call (``timeout``, ``_timeout``); the contract passes one per

@@ -1,10 +1,11 @@
-"""Adapters: urllib3-style pools are detected and checked; urllib3, redis and SQLAlchemy
-pools are driven through theirs; bad input is one clear line."""
+"""Adapters: urllib3-style pools are detected and checked; urllib3, redis, SQLAlchemy and
+httpcore pools are driven through theirs; bad input is one clear line."""
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import json
 import queue
 import sys
 from pathlib import Path
@@ -15,7 +16,12 @@ from poolcheck.app.cli import main
 from poolcheck.errors import LoadError
 from poolcheck.load import adapters
 from poolcheck.load.targets import Target, load
-from poolcheck.observe.recording import ConnectFailed, RecordingFactory, contract_error
+from poolcheck.observe.recording import (
+    ConnectFailed,
+    Interrupted,
+    RecordingFactory,
+    contract_error,
+)
 from poolcheck.run.checks import run_checks
 from poolcheck.settings import PROFILES
 
@@ -228,7 +234,7 @@ def test_real_sqlalchemy_pool() -> None:
     pool.close()
 
 
-@pytest.mark.parametrize("adapter", ["redis", "sqlalchemy"])
+@pytest.mark.parametrize("adapter", ["redis", "sqlalchemy", "httpcore"])
 def test_missing_library_is_one_line_and_exit_2(adapter: str, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
@@ -274,3 +280,111 @@ def test_the_redis_adapter_fails_where_redis_constructs_a_connection() -> None:
     conn = pool.get_conn()  # the failure was consumed there: the next one connects
     assert factory.created == [conn]
     pool.put_conn(conn)
+
+
+# -- httpcore ------------------------------------------------------------------------------
+
+def test_real_httpcore_pool() -> None:
+    pytest.importorskip("httpcore")
+    target = load(None, "httpcore")
+    assert (target.spec, target.modes, target.has_close) == (
+        "httpcore:ConnectionPool", adapters.BLOCKING_ONLY, True)
+    factory = _cycle(target)
+    assert len(factory.created) == 2  # the broken one was replaced, the other reused
+    with pytest.raises(adapters.NotApplicable):
+        target.make(1, False, None, RecordingFactory())
+
+
+def test_httpcore_is_not_auto_detected() -> None:
+    """handle_request is not this pool's alone: auto must not claim it."""
+    httpcore = pytest.importorskip("httpcore")
+    assert adapters.detect(httpcore.ConnectionPool) is None
+    with pytest.raises(LoadError, match="has no get_conn"):
+        load("httpcore:ConnectionPool")
+    target = load("httpcore:ConnectionPool", "httpcore")
+    assert target.command_spec == "httpcore:ConnectionPool --adapter httpcore"
+
+
+def test_httpcore_round_trip_gives_the_factorys_connection() -> None:
+    pytest.importorskip("httpcore")
+    factory = RecordingFactory()
+    pool = load(None, "httpcore").make(1, True, None, factory)
+    conn = pool.get_conn(timeout=0)
+    assert factory.created == [conn] and not conn.closed
+    pool.put_conn(conn)
+    assert not conn.closed  # kept idle (keep-alive), not closed
+    assert pool.get_conn(timeout=0) is conn  # and reused
+    pool.put_conn(conn)
+    pool.close()
+    assert conn.closed
+
+
+def test_httpcore_pool_timeout_is_empty_pool_error() -> None:
+    pytest.importorskip("httpcore")
+    pool = load(None, "httpcore").make(1, True, 0.05, RecordingFactory())
+    conn = pool.get_conn()
+    with pytest.raises(adapters.EmptyPoolError) as empty:
+        pool.get_conn(timeout=0.0)  # per call
+    assert type(empty.value.__cause__).__name__ == "PoolTimeout"
+    with pytest.raises(adapters.EmptyPoolError):
+        pool.get_conn()  # None: the pool's own 0.05 s
+    pool.put_conn(conn)
+
+
+@pytest.mark.parametrize("failure", [ConnectFailed, Interrupted])
+def test_httpcore_factory_failure_surfaces_and_frees_the_slot(
+        failure: type[BaseException]) -> None:
+    pytest.importorskip("httpcore")
+    factory = RecordingFactory()
+    pool = load(None, "httpcore").make(1, True, 0.05, factory)
+    factory.fail_next, factory.fail_with = 1, failure
+    with pytest.raises(failure) as raised:
+        pool.get_conn()
+    assert factory.injected(raised.value)  # the very object, raised where httpcore connects
+    conn = pool.get_conn(timeout=0)  # the only slot is free again
+    assert factory.created == [conn]
+    pool.put_conn(conn)
+
+
+def test_httpcore_broken_connection_is_dropped() -> None:
+    """put_conn(None): the caller closed it; httpcore finds it expired and connects anew."""
+    pytest.importorskip("httpcore")
+    factory = RecordingFactory()
+    pool = load(None, "httpcore").make(1, True, None, factory)
+    conn = pool.get_conn(timeout=0)
+    conn.close_as_caller()
+    pool.put_conn(None)
+    again = pool.get_conn(timeout=0)
+    assert again is not conn and not again.closed and factory.created == [conn, again]
+    with pytest.raises(adapters.AdapterError, match="not checked out"):
+        pool.put_conn(RecordingFactory()())
+    pool.put_conn(again)
+
+
+def test_httpcore_semantics_show_in_the_results() -> None:
+    """Every check runs to a verdict (no harness error); the one-caller-at-a-time checks
+    pass but closed: httpcore's pool has no closed state, and keeps serving."""
+    pytest.importorskip("httpcore")
+    short = dataclasses.replace(TINY, stress_seconds=1.5, shrink_seconds=0.5,
+                                parallel_seconds=0.5)
+    results = {r.name: r for r in run_checks(load(None, "httpcore"), short, 1)}
+    assert {r.status for r in results.values()} <= {"passed", "failed"}, {
+        n: r.message for n, r in results.items() if r.status not in ("passed", "failed")}
+    assert {n: r.status for n, r in results.items() if n.startswith("sequential/")} == {
+        **dict.fromkeys([*SEQUENTIAL, "sequential/deadlock-free", "sequential/exclusive",
+                         "sequential/timeout"], "passed"),
+        "sequential/closed": "failed"}
+    assert "get_conn on a closed pool gave connection" in results["sequential/closed"].message
+
+
+@pytest.mark.slow
+def test_httpcore_full_quick_profile(tmp_path: Path) -> None:
+    """The command line, the whole quick profile: failures, never an error."""
+    pytest.importorskip("httpcore")
+    report = tmp_path / "httpcore.json"
+    assert main(["check", "httpcore:ConnectionPool", "--adapter", "httpcore", "--profile",
+                 "quick", "--seed", "1", "--json", str(report)]) == 1
+    checks = json.loads(report.read_text())["checks"]
+    assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
+    assert {c["name"] for c in checks if c["status"] == "failed"} >= {
+        "sequential/closed", "stress/closed", "parallel/linearizable"}

@@ -34,7 +34,7 @@ from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy"]
+ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy", "httpcore"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--adapter", choices=ADAPTERS, default="auto",
                        help="how to drive the pool: auto (native, else urllib3 style), "
                             "native, urllib3, redis (default TARGET "
-                            "redis:BlockingConnectionPool) or sqlalchemy (default TARGET "
-                            "sqlalchemy.pool:QueuePool)")
+                            "redis:BlockingConnectionPool), sqlalchemy (default TARGET "
+                            "sqlalchemy.pool:QueuePool) or httpcore (default TARGET "
+                            "httpcore:ConnectionPool)")
     check.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     check.add_argument("--seed", type=_seed, default=None,
                        help="seed of the run (default: a new random one, printed)")

@@ -80,6 +80,45 @@ sqlalchemy (``sqlalchemy.pool.QueuePool``)
       connections; the pool keeps serving and checking in afterwards, and it resets its
       count of connections, so more than ``pool_size`` may exist after it.
 
+httpcore (httpcore 1.x's sync ``ConnectionPool``, the pool behind httpx)
+    * ``cls(max_connections=maxsize, max_keepalive_connections=maxsize,
+      network_backend=<fake>)``. httpcore has no non-blocking mode (a request waits for a
+      connection, up to its pool timeout), so ``block=False`` has no equivalent (``make``
+      raises ``NotApplicable``; the adapter's ``modes`` say so).
+    * The fake network backend's ``connect_tcp`` (and ``connect_unix_socket``) calls
+      ``factory()``, so an armed failure is raised where httpcore connects, and returns a
+      fake ``NetworkStream`` around the checker's connection: a keep-alive HTTP/1.1 server
+      that answers each request written with ``HTTP/1.1 200 OK``, ``Content-Length: 0``.
+      ``read()`` returns that answer, or ``b""`` (end of stream) once the connection is
+      closed; it never blocks and never touches the network (a read with no request
+      outstanding, which httpcore never makes, is an ``AdapterError``). ``close()`` is
+      forwarded, every time httpcore calls it. ``get_extra_info("is_readable")`` is True
+      once the connection is closed, as for a socket whose peer hung up, so httpcore
+      expires an idle connection the caller found broken, as it would a real one; every
+      other ``get_extra_info`` is None (no TLS).
+    * A checkout is a response held open: ``get_conn(t)`` is ``handle_request()`` of a
+      ``GET http://127.0.0.1:80/`` (with its ``Host`` header) whose
+      ``extensions={"timeout": {"pool": t}}`` (the timeout given to ``make`` when ``t`` is
+      None); the adapter reads the empty body without closing the
+      response and hands the checker the connection behind the response's
+      ``network_stream``. ``httpcore.PoolTimeout`` becomes ``EmptyPoolError``.
+      ``put_conn(c)`` closes that response (httpcore makes the connection idle again);
+      ``put_conn(None)`` closes the response of the connection the caller closed (see
+      below), and httpcore then finds it expired. ``close()`` is ``close()``.
+    * Every request goes to one origin: httpcore's ``max_connections`` bounds all
+      origins together, and a connection serves only its own, so a second origin would
+      only add idle connections that httpcore closes to make room.
+    * Differences from the contract, left visible: no ``block=False``; no closed state:
+      after ``close()`` the pool keeps serving with new connections, and raises nothing
+      like ``ClosedPoolError``; ``close()`` forgets every connection under the pool's lock
+      and closes them, those in use too, after letting go of it, so new connections are
+      made while old ones are still open, and a request racing it fails with httpcore's
+      own errors (here ``RemoteProtocolError``; ``ReadError`` on a real socket); a
+      connection that was still connecting is not closed at all; the pool timeout starts
+      again each time a connection assigned to a waiting request is taken by another one
+      first; and a bug: a pool timeout racing a freed slot can leave a connection that
+      never connects holding that slot for ever (httpcore issue #1093; findings/).
+
 Timeouts (redis, sqlalchemy): these pools take one timeout at construction and read it
 from an attribute on each call (``timeout``, ``_timeout``); the contract passes one per
 ``get_conn`` call. The adapter builds the pool from a subclass that only turns that
@@ -87,14 +126,15 @@ attribute into a per-thread value: during ``get_conn(timeout=t)`` the calling th
 ``t``, every other thread (and every call with ``timeout=None``) the pool's own value.
 Nothing else of the class changes.
 
-``put_conn(None)`` (redis, sqlalchemy): the contract's "the connection I held broke; I
-closed it; give its slot back" does not say which connection, and these libraries need to
-know (the redis connection to release, the fairy to invalidate). The adapter picks, among
-the connections checked out through it, one that is closed: first those the calling
-thread checked out, the most recent first. The checker always closes the connection just
-before ``put_conn(None)``, in the thread that got it, so this finds it whenever only one of
-them is closed; when the pool itself closed several the caller holds (redis's
-``disconnect()``), they are interchangeable: each goes back to the pool the same way.
+``put_conn(None)`` (redis, sqlalchemy, httpcore): the contract's "the connection I held
+broke; I closed it; give its slot back" does not say which connection, and these libraries
+need to know (the redis connection to release, the fairy to invalidate, the response to
+close). The adapter picks, among the connections checked out through it, one that is
+closed: first those the calling thread checked out, the most recent first. The checker
+always closes the connection just before ``put_conn(None)``, in the thread that got it, so
+this finds it whenever only one of them is closed; when the pool itself closed several the
+caller holds (redis's ``disconnect()``, httpcore's ``close()``), they are
+interchangeable: each goes back to the pool the same way.
 """
 
 from __future__ import annotations
@@ -103,6 +143,7 @@ import contextlib
 import inspect
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -486,6 +527,109 @@ class SQLAlchemyAdapter:
         self.pool.dispose()
 
 
+# -- httpcore -----------------------------------------------------------------------------
+
+HTTPCORE_URL = f"http://{HOST}:{PORT}/"
+HTTPCORE_HEADERS = [(b"Host", f"{HOST}:{PORT}".encode())]  # h11 requires one; httpx adds it
+HTTPCORE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+class _HttpcoreStream:
+    """httpcore's ``NetworkStream`` interface over one of the checker's connections: a
+    socket to a keep-alive HTTP/1.1 server that answers every request at once with an empty
+    200. It never blocks and never touches the network."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._owed = 0  # requests written and not yet answered
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"):  # a request line
+            self._owed += 1
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if getattr(self.conn, "closed", False):
+            return b""  # the peer's end of a closed connection: EOF
+        if not self._owed:  # a real socket would block: httpcore never asks for this
+            raise AdapterError(f"httpcore read from {self.conn!r} with no request "
+                               "outstanding")
+        self._owed -= 1
+        return HTTPCORE_RESPONSE[:max_bytes]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def start_tls(self, *args: object, **kwargs: object) -> Any:
+        raise AdapterError("the httpcore adapter speaks plain http only")
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # an idle socket is readable when its peer closed it
+            return bool(getattr(self.conn, "closed", False))
+        return None
+
+    def __repr__(self) -> str:
+        return f"<httpcore stream over {self.conn!r}>"
+
+
+class _HttpcoreBackend:
+    """httpcore's ``NetworkBackend`` interface: ``connect_tcp`` calls the factory."""
+
+    def __init__(self, factory: Factory) -> None:
+        self._factory = factory
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: object = None) -> _HttpcoreStream:
+        return _HttpcoreStream(self._factory())
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: object = None) -> _HttpcoreStream:
+        return _HttpcoreStream(self._factory())
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class HttpcoreAdapter:
+    """The native interface over httpcore's sync ConnectionPool: a checkout is a response
+    held open."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        if not block:
+            raise NotApplicable(f"{cls.__name__} always waits for a connection: "
+                                "block=False has no equivalent")
+        import httpcore  # only here: the adapter needs it, the rest of poolcheck does not
+
+        self._request = httpcore.Request
+        self._timeout = timeout
+        self.pool = cls(max_connections=maxsize, max_keepalive_connections=maxsize,
+                        network_backend=_HttpcoreBackend(factory))
+        self._out = _CheckedOut()
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        pool_timeout = self._timeout if timeout is None else timeout
+        request = self._request("GET", HTTPCORE_URL, headers=HTTPCORE_HEADERS,
+                                extensions={"timeout": {"pool": pool_timeout}})
+        try:
+            response = self.pool.handle_request(request)
+        except Exception as exc:
+            if _library_error(exc, "httpcore", "PoolTimeout"):
+                raise EmptyPoolError(f"httpcore: {exc!r}") from exc
+            raise
+        response.read()  # the empty body; the response stays open: the checkout
+        stream = response.extensions.get("network_stream")
+        conn = stream.conn if isinstance(stream, _HttpcoreStream) else stream
+        self._out.add(conn, response)
+        return conn
+
+    def put_conn(self, conn: Any) -> None:
+        self._out.take(conn).close()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 # -- the registry -------------------------------------------------------------------------
 
 def _native_probe(sig: inspect.Signature) -> object:
@@ -505,6 +649,10 @@ def _sqlalchemy_probe(sig: inspect.Signature) -> object:
     return sig.bind(lambda: None, pool_size=1, max_overflow=0, timeout=None)
 
 
+def _httpcore_probe(sig: inspect.Signature) -> object:
+    return sig.bind(max_connections=1, max_keepalive_connections=1, network_backend=None)
+
+
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
     Adapter("native", ("get_conn", "put_conn"), "close", BOTH, None, None,
             "(host, port, *, maxsize, block, timeout, connection_factory)", _native_probe,
@@ -518,6 +666,10 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
     Adapter("sqlalchemy", ("connect", "dispose"), "dispose", BOTH, "sqlalchemy",
             "sqlalchemy.pool:QueuePool", "(creator, pool_size=, max_overflow=, timeout=)",
             _sqlalchemy_probe, SQLAlchemyAdapter),
+    Adapter("httpcore", ("handle_request", "close"), "close", BLOCKING_ONLY, "httpcore",
+            "httpcore:ConnectionPool",
+            "(max_connections=, max_keepalive_connections=, network_backend=)",
+            _httpcore_probe, HttpcoreAdapter),
 ]}
 AUTO = ("native", "urllib3")  # what --adapter auto tries, in this order
 

@@ -16,7 +16,7 @@ from poolcheck.load import adapters
 
 DEFAULT_TARGET = "poolcheck.pool:Pool"
 REQUIRED = ("get_conn", "put_conn")
-LIBRARIES = ("redis", "sqlalchemy", "urllib3")  # what the adapters drive
+LIBRARIES = ("httpcore", "redis", "sqlalchemy", "urllib3")  # what the adapters drive
 
 
 @dataclass(frozen=True)

@@ -354,3 +354,76 @@ def test_an_isolated_controlled_check_reports_the_invariant_its_failure_broke() 
     deadlock, _ = outcome.results
     assert (deadlock.status, str(deadlock.invariant)) == ("failed", "deadlock-free")
     assert deadlock.reproduce.startswith("poolcheck replay ")
+
+
+# -- real libraries, every invariant, untimed waits -----------------------------------------
+
+
+def test_a_condition_made_in_another_module_of_the_project_is_driven() -> None:
+    """The pool's module never names threading: its condition comes from the project's
+    own helper module, which the controlled run swaps too. The lost wake-up of a freed
+    slot is then an exact deadlock of an untimed get_conn, replayable."""
+    target = load("tests.projectpool.pool:Pool")
+    program = Program(("get",), (("discard",), ("wait",)))
+    found = explore(target, program, 1, True, strategy="bounded", runs=500, seconds=20)
+    assert found.failure is not None, "the lost wake-up was not found"
+    assert found.failure.kind == "deadlock", found.failure.report()
+    assert "callers hold only 0 of maxsize=1" in found.failure.message
+    assert [replay(found.failure.token, target).kind for _ in range(3)] == ["deadlock"] * 3
+
+
+def test_an_untimed_wait_the_program_itself_cannot_end_is_no_failure() -> None:
+    """Thread 0 holds the only connection and waits for another: the program's deadlock,
+    not the pool's (callers hold every slot); after close() it would be the pool's."""
+    program = Program(("get", "wait"), ())
+    run = run_controlled(Target.of(Pool), program, 1, True, RandomWalk(0))
+    assert run.kind is None and "waits for ever by itself" in run.message
+
+
+def test_close_must_wake_an_untimed_waiter() -> None:
+    target = example("buggy/close_wakes_nobody.py:Pool")
+    found = explore(target, Program(("get",), (("close",), ("wait",))), 1, True,
+                    strategy="bounded", runs=500, seconds=20)
+    assert found.failure is not None and found.failure.kind == "closed", found
+    assert "close() must wake every waiter" in found.failure.message
+
+
+@pytest.mark.parametrize("spec", ["poolcheck.pool:Pool", "examples/correct/handoff_fifo.py:Pool",
+                                  "examples/correct/eager_open.py:Pool"])
+def test_correct_pools_pass_every_controlled_invariant(spec: str) -> None:
+    target = load(spec if spec.startswith("pool") else str(ROOT / spec))
+    out = controlled.check_target(target, seed=5, seconds=3,
+                                  wanted=controlled.CONTROLLED_INVARIANTS)
+    assert out.failure is None, out.failure and out.failure.report()
+    assert out.runs > 100
+
+
+def test_urllib3_return_during_close_leaks_and_replays() -> None:
+    """urllib3's _put_conn reads self.pool, then puts into it: a close() in between has
+    already drained that queue, so the connection stays open in it for ever."""
+    pytest.importorskip("urllib3")
+    target = load("urllib3:HTTPConnectionPool")
+    found = explore(target, Program(("get",), (("put",), ("close",))), 1, False,
+                    strategy="bounded", runs=2000, seconds=30,
+                    wanted=lambda r: controlled.invariant_of(r) == Invariant.NO_LEAK)
+    assert found.failure is not None, "the leak was not found"
+    assert "connection(s) #1 are still open" in found.failure.message
+    assert "connectionpool.py" in found.failure.report()
+    assert [replay(found.failure.token).kind for _ in range(3)] == ["no-leak"] * 3
+
+
+def test_primitives_of_a_finished_run_are_passive() -> None:
+    """A finalizer of an earlier run's pool may use its primitives from any thread, later:
+    they neither switch nor stop the run under way, and never block for ever."""
+    made: list[Any] = []
+
+    class Keeps(Pool):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self._cond)
+
+    run_controlled(Target.of(Keeps), Program(("get",), ()), 1, False, RandomWalk(0))
+    cond = made[0]
+    cond.acquire()  # outside any run: does not switch, does not raise
+    assert cond.wait(None) is True  # at once: the run that made it is over (it raised before)
+    cond.release()

@@ -59,14 +59,24 @@ from poolcheck.run.coop import (
     substituted,
 )
 from poolcheck.run.engine import pool_files, settle_kept
-from poolcheck.run.parallel import LANES, OPS, Program, _Lane, programs
+from poolcheck.run.parallel import LANES, MAX_OPS, OPS, Program, _Lane
 from poolcheck.run.shrink import shrink_greedily
 from poolcheck.settings import CONTROLLED_CONFIGURATIONS, Configuration
 
+SLOT_RUNS = 4  # runs of one small program under one strategy, per round of the check
 BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
 GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
 TRAIL_SHOWN = 40
 TOKEN_PREFIX = "pc1."
+# the parallel programs' operations, and "wait": get_conn(timeout=None), which real threads
+# cannot afford (a lost wake-up would hang them) and a controlled run turns into an exact
+# deadlock (see _deadlock)
+CONTROLLED_OPS = (*OPS, "wait")
+
+
+def programs() -> st.SearchStrategy[Program]:
+    step = st.tuples(st.integers(0, LANES), st.sampled_from(CONTROLLED_OPS))
+    return st.lists(step, min_size=1, max_size=MAX_OPS).map(Program.of)
 EXIT_REPRODUCED, EXIT_NOT_REPRODUCED, EXIT_BAD_TOKEN = 1, 0, 2
 
 
@@ -309,6 +319,9 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
                         history, budget=budget, diverged=getattr(chooser, "diverged", False))
     if sched.outcome is not None:
         run.kind, run.message = sched.outcome
+        if run.kind == "deadlock":
+            held = sum(len(lane.held) for lane in (prefix, *lanes))
+            run.kind, run.message = _deadlock(log.calls, held, maxsize, block, run.message)
     elif sched.crashes:
         thread, exc = sched.crashes[0]
         where = {0: "building the pool", PROBE: "the final probe"}.get(thread, "the run")
@@ -338,6 +351,30 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
 
 
 PROBE = -1  # the checker's probe: its calls are recorded as thread -1's
+
+
+def _deadlock(calls: list[CallRecord], held: int, maxsize: int, block: bool,
+              message: str) -> tuple[str | None, str]:
+    """Whose deadlock: the pool's, or the program's own? (``calls`` unwound: the ones
+    the stop cut short are pending)
+
+    A get_conn(timeout=None) on a blocking pool may wait for ever only while callers hold
+    every slot and none will give one back (the program is at fault, not the pool), and
+    never once close() has returned: then it must raise ClosedPoolError. Any other thread
+    stuck (in a put_conn, a close(), a timed get) is the pool's deadlock."""
+    pending = [c for c in calls if c.ret is None]
+    if not (block and pending and all(c.op == "get" and c.timeout is None for c in pending)):
+        return "deadlock", message
+    if any(c.op == "close" and c.ret is not None for c in calls):
+        return "closed", ("close() returned, yet get_conn(timeout=None) still waits: close() "
+                          "must wake every waiter with ClosedPoolError\n" + message)
+    if held >= maxsize:
+        return None, ("the program waits for ever by itself: callers hold all "
+                      f"{maxsize} connections and give none back")
+    return "deadlock", (f"get_conn(timeout=None) waits for ever while callers hold only {held} "
+                        f"of maxsize={maxsize} connections: a freed slot or a returned "
+                        "connection did not reach it (a lost wake-up, or a lost slot)\n"
+                        + message)
 
 
 def _probe(probe: _Lane, facts: RoundResult, factory: RecordingFactory,
@@ -614,7 +651,7 @@ def read_token(token: str) -> dict[str, Any]:
     except (binascii.Error, zlib.error, ValueError) as exc:
         raise TokenError(f"replay token is damaged ({exc})") from None
     def ops(value: object) -> bool:
-        return isinstance(value, list) and all(isinstance(op, str) and op in OPS
+        return isinstance(value, list) and all(isinstance(op, str) and op in CONTROLLED_OPS
                                                for op in value)
 
     ok = (isinstance(data, dict) and isinstance(data.get("target"), str)
@@ -761,12 +798,17 @@ def add_replay_parser(
 # -- a whole check ---------------------------------------------------------------------------
 
 SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypothesis draws
-    Program(("get", "get"), (("put",), ("put",))),
-    Program((), (("get",), ("get",))),
+    Program(("get", "get"), (("put",), ("put",))),  # two returns, one room
+    Program((), (("get",), ("get",))),  # two makes, one slot
+    Program(("get", "put"), (("get",), ("get",))),  # one idle connection, two gets
     Program(("get",), (("put",), ("get",))),
     Program(("get", "get"), (("put",), ("discard",))),
-    Program(("fail",), (("get",), ("get",))),
+    Program(("fail",), (("get",), ("get",))),  # a failed connect among gets
+    Program(("get",), (("put",), ("close",))),  # a return during close()
     Program(("get",), (("get", "put"), ("close",))),
+    Program(("get",), (("discard",), ("wait",))),  # a freed slot must wake the waiter
+    Program(("get",), (("put",), ("wait",))),  # ... and a returned connection
+    Program(("get",), (("close",), ("wait",))),  # close() must wake the waiter
     Program((), (("get", "put"), ("get", "put"), ("close",))),
 ]
 
@@ -813,29 +855,48 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
         spare = min(20.0, shrink_deadline - time.monotonic() - 1.0)
         return minimize(run, seconds=spare) if spare > 0 else run
 
-    share = seconds / max(1, 2 * len(configs))
-    for maxsize, block in configs:
-        per_program = share / len(SMALL_PROGRAMS)
-        for program in SMALL_PROGRAMS:
-            for strategy in ("random", "pct", "bounded"):
-                while left and time.monotonic() < deadline:
-                    found = explore(target, program, maxsize, block, strategy=strategy,
-                                    seed=seed, runs=200,
-                                    seconds=min(per_program / 3, deadline - time.monotonic()),
-                                    on_run=on_run, wanted=wants)
-                    out.runs += found.runs
-                    if found.failure is None:
-                        break
-                    if found.failure.no_verdict:
-                        out.stuck = found.failure
-                        out.seconds = time.monotonic() - start
-                        return out
-                    keep(shrunk(found.failure), found.failure)
+    # breadth first: a few runs of every small program, configuration and strategy, then
+    # again with fresh seeds, for half the time; then the bounded searches; then Hypothesis
+    slots = [(c, p, strategy) for c in configs for p in SMALL_PROGRAMS
+             for strategy in ("random", "pct")]
+    until = start + seconds / 2
+    rounds = 0
+    while left and time.monotonic() < until:
+        for (maxsize, block), program, strategy in slots:
+            if not left or time.monotonic() >= until:
+                break
+            found = explore(target, program, maxsize, block, strategy=strategy,
+                            seed=seed * 1_000_003 + rounds, runs=SLOT_RUNS,
+                            seconds=until - time.monotonic(), on_run=on_run, wanted=wants)
+            out.runs += found.runs
+            if found.failure is not None and found.failure.no_verdict:
+                out.stuck = found.failure
+                out.seconds = time.monotonic() - start
+                return out
+            if found.failure is not None:
+                keep(shrunk(found.failure), found.failure)
+        rounds += 1
+    share = (deadline - time.monotonic()) / max(1, 2 * len(configs) * len(SMALL_PROGRAMS))
+    for (maxsize, block), program in ((c, p) for c in configs for p in SMALL_PROGRAMS):
+        while left and time.monotonic() < deadline and share > 0:
+            found = explore(target, program, maxsize, block, strategy="bounded",
+                            runs=200, seconds=min(share, deadline - time.monotonic()),
+                            on_run=on_run, wanted=wants)
+            out.runs += found.runs
+            if found.failure is None:
+                break
+            if found.failure.no_verdict:
+                out.stuck = found.failure
+                out.seconds = time.monotonic() - start
+                return out
+            keep(shrunk(found.failure), found.failure)
+    share = (deadline - time.monotonic()) / max(1, len(configs))
     for maxsize, block in configs:
         while left and time.monotonic() < deadline:
             spare = max(0.1, min(share, deadline - time.monotonic()))
+            shrink = max(0.1, min(spare, (shrink_deadline - time.monotonic()) / 2))
             best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
-                                     seconds=spare, shrink_seconds=spare, on_run=on_run,
+                                     seconds=spare, shrink_seconds=shrink, on_run=on_run,
                                      wanted=wants)
             if best is None:
                 break

@@ -400,14 +400,19 @@ def _now() -> float:
     return _ACTIVE[-1].now if _ACTIVE else _real_monotonic()
 
 
-def _wait(m: Managed | None, pred: Callable[[], bool], timeout: float | None,
-          what: str) -> bool:
+def _wait(m: Managed | None, owner: Scheduler | None, pred: Callable[[], bool],
+          timeout: float | None, what: str) -> bool:
     """Block until pred() (True) or timeout virtual seconds pass (False)."""
     if pred():
         return True
     if m is None:  # not a managed thread: nobody else can run to make pred true
         if timeout is not None:
             return False
+        if owner is not None and owner not in _ACTIVE:
+            # a primitive of a run that is over, used by a finalizer of its garbage, held
+            # by a thread that run stopped: nothing will ever release it, and nothing of
+            # that run matters any more
+            return True
         raise RuntimeError(f"poolcheck: {what} would block for ever outside a controlled run")
     deadline = None if timeout is None else m.sched.now + max(0.0, timeout)
     return m.sched.block(m, pred, deadline, what)
@@ -434,7 +439,7 @@ class Lock:
         return self._take(m, None if timeout == -1 else timeout)
 
     def _take(self, m: Managed | None, timeout: float | None) -> bool:
-        if self._held and not _wait(m, lambda: not self._held, timeout,
+        if self._held and not _wait(m, self._owner_run, lambda: not self._held, timeout,
                                     f"Lock.acquire ({_holder(self._owner)})"):
             return False
         self._held, self._owner = True, m
@@ -483,7 +488,7 @@ class RLock:
             return True
         if self._count and not blocking:
             return False
-        if self._count and not _wait(m, lambda: self._count == 0,
+        if self._count and not _wait(m, self._owner_run, lambda: self._count == 0,
                                      None if timeout == -1 else timeout,
                                      f"RLock.acquire ({_holder(self._owner)})"):
             return False
@@ -514,7 +519,8 @@ class RLock:
 
     def _acquire_restore(self, saved: Any) -> None:
         m = _mine(self._owner_run)
-        _wait(m, lambda: self._count == 0, None, f"RLock.acquire ({_holder(self._owner)})")
+        _wait(m, self._owner_run, lambda: self._count == 0, None,
+              f"RLock.acquire ({_holder(self._owner)})")
         self._count, self._owner = saved[0], m
 
 
@@ -566,7 +572,8 @@ class Condition:
         saved = self._release_save()
         notified = False
         try:
-            notified = _wait(m, lambda: waiter.notified, timeout, "Condition.wait")
+            notified = _wait(m, self._owner_run, lambda: waiter.notified, timeout,
+                             "Condition.wait")
         finally:
             self._acquire_restore(saved)
             if waiter in self._waiters:  # timed out, and no notify reached it meanwhile
@@ -617,7 +624,7 @@ class Semaphore:
         m = _op(f"{type(self).__name__}.acquire", self._owner_run)
         if not self._value and not blocking:
             return False
-        if not _wait(m, lambda: self._value > 0, timeout,
+        if not _wait(m, self._owner_run, lambda: self._value > 0, timeout,
                      f"{type(self).__name__}.acquire (no permit)"):
             return False
         self._value -= 1
@@ -674,7 +681,8 @@ class Event:
     def wait(self, timeout: float | None = None) -> bool:
         m = _op("Event.wait", self._owner_run)
         seen = self._sets
-        return _wait(m, lambda: self._flag or self._sets != seen, timeout, "Event.wait")
+        return _wait(m, self._owner_run, lambda: self._flag or self._sets != seen, timeout,
+                     "Event.wait")
 
 
 class Queue:
@@ -842,7 +850,7 @@ def sleep(seconds: float) -> None:
     if m is None:
         _real_sleep(seconds)
     elif seconds > 0:
-        _wait(m, lambda: False, seconds, f"time.sleep({seconds:g})")
+        _wait(m, None, lambda: False, seconds, f"time.sleep({seconds:g})")
 
 
 # -- substitution into the target's modules -------------------------------------------------

@@ -115,6 +115,8 @@ class _Lane(_Worker):
     def _op(self, op: str, timeout: float | None) -> None:
         if op == "get":
             self._get(timeout)
+        elif op == "wait":  # controlled programs only: get_conn(timeout=None)
+            self._get(None)
         elif op == "fail":
             self._fault(ConnectFailed)
         elif op == "close":

@@ -320,8 +320,7 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
     if sched.outcome is not None:
         run.kind, run.message = sched.outcome
         if run.kind == "deadlock":
-            held = sum(len(lane.held) for lane in (prefix, *lanes))
-            run.kind, run.message = _deadlock(log.calls, held, maxsize, block, run.message)
+            run.kind, run.message = _deadlock(log.calls, maxsize, block, run.message)
     elif sched.crashes:
         thread, exc = sched.crashes[0]
         where = {0: "building the pool", PROBE: "the final probe"}.get(thread, "the run")
@@ -353,7 +352,7 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
 PROBE = -1  # the checker's probe: its calls are recorded as thread -1's
 
 
-def _deadlock(calls: list[CallRecord], held: int, maxsize: int, block: bool,
+def _deadlock(calls: list[CallRecord], maxsize: int, block: bool,
               message: str) -> tuple[str | None, str]:
     """Whose deadlock: the pool's, or the program's own? (``calls`` unwound: the ones
     the stop cut short are pending)
@@ -363,6 +362,11 @@ def _deadlock(calls: list[CallRecord], held: int, maxsize: int, block: bool,
     never once close() has returned: then it must raise ClosedPoolError. Any other thread
     stuck (in a put_conn, a close(), a timed get) is the pool's deadlock."""
     pending = [c for c in calls if c.ret is None]
+    # held by callers: handed out and not given back (the threads a stop unwinds run on a
+    # little, so their lists of what they hold are no witness; the log is)
+    held = sum(1 for g in calls if g.op == "get" and g.outcome == "ok" and g.ret is not None
+               and not any(c.op in ("put", "discard") and c.conn == g.conn and c.call > g.ret
+                           for c in calls))
     if not (block and pending and all(c.op == "get" and c.timeout is None for c in pending)):
         return "deadlock", message
     if any(c.op == "close" and c.ret is not None for c in calls):

@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from poolcheck.load.targets import Target
+from poolcheck.model import Invariant
 from poolcheck.pool import Pool
 from poolcheck.run import controlled
 from poolcheck.run.rounds import stress_run
@@ -48,10 +49,12 @@ def main() -> int:
     found: dict[str, list[float]] = {"controlled": [], "stress": []}
     for seed in range(1, args.seeds + 1):
         started = time.monotonic()
-        out = controlled.check_target(target, seed, args.seconds)
+        out = controlled.check_target(target, seed, args.seconds,
+                                      wanted=[Invariant.BOUND, Invariant.LINEARIZABLE])
         if out.failure is not None:
             found["controlled"].append(time.monotonic() - started)
-        run = stress_run(target, seed, {"bound", "linearizable"}, args.seconds, 0.0)
+        run = stress_run(target, seed, {Invariant.BOUND, Invariant.LINEARIZABLE}, args.seconds,
+                         0.0)
         if run.found_at:
             found["stress"].append(min(run.found_at.values()))
         print(f"seed {seed}: controlled {'found' if out.failure else 'missed'}, "

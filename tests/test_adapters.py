@@ -282,20 +282,6 @@ def test_the_redis_adapter_fails_where_redis_constructs_a_connection() -> None:
     pool.put_conn(conn)
 
 
-def test_the_redis_adapter_fails_where_redis_checks_a_connection() -> None:
-    """Every checkout asks the connection whether it has data (``can_read``): a failure
-    there, on an idle connection, must give it back to the pool (redis does)."""
-    pytest.importorskip("redis")
-    factory = RecordingFactory()
-    pool = load(None, "redis").make(1, True, 0.05, factory)
-    conn = pool.get_conn()
-    pool.put_conn(conn)
-    factory.fail_with, factory.fail_next = Interrupted, 1
-    with pytest.raises(Interrupted, match="checking the redis connection"):
-        pool.get_conn()
-    assert pool.get_conn() is conn  # the slot and the connection came back
-
-
 # -- httpcore ------------------------------------------------------------------------------
 
 def test_real_httpcore_pool() -> None:

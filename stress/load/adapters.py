@@ -49,9 +49,8 @@ redis (redis-py ``BlockingConnectionPool``, or a class with its interface)
       process. So the factory is called where redis opens sockets: in ``connect()``,
       which ``get_connection`` calls and whose failure it handles by releasing the
       connection; and, first, in the constructor (``make_connection``), where a real one
-      fails on bad options or SSL setup; and in ``can_read()``, the check every checkout
-      makes, where a real socket can fail too: an armed failure is raised at whichever
-      comes first.
+      fails on bad options or SSL setup: an armed failure is raised at whichever of the
+      two comes first.
     * ``get_conn`` is ``get_connection()``; ``redis.exceptions.ConnectionError("No
       connection available.")`` (its timeout) becomes this module's ``EmptyPoolError``:
       an exception with ``ConnectionError`` in its MRO and exactly that message, nothing
@@ -416,9 +415,6 @@ class _RedisConnection:
             self.conn.close()
 
     def can_read(self, *args: object, **kwargs: object) -> bool:
-        fault = getattr(self._factory, "fault", None)
-        if fault is not None:  # the check on every checkout: a real socket can fail here
-            fault("checking the redis connection (can_read)")
         return False
 
     def should_reconnect(self) -> bool:

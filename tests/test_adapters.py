@@ -1,5 +1,6 @@
-"""Adapters: urllib3-style pools are detected and checked; urllib3, redis, SQLAlchemy and
-httpcore pools are driven through theirs; bad input is one clear line."""
+"""Adapters: urllib3-style pools are detected and checked; urllib3, redis, SQLAlchemy,
+httpcore, psycopg_pool and DBUtils pools are driven through theirs; bad input is one clear
+line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import http.client
 import json
 import queue
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ from poolcheck.settings import PROFILES
 TINY = dataclasses.replace(PROFILES["quick"], name="tiny", examples=10, steps=12)
 SEQUENTIAL = ["sequential/errors", "sequential/bound", "sequential/no-leak",
               "sequential/capacity", "sequential/closed"]
+SEQUENTIAL_ALL = [*SEQUENTIAL, "sequential/deadlock-free", "sequential/exclusive",
+                  "sequential/timeout"]
 
 
 class EmptyPoolError(Exception):
@@ -234,7 +239,8 @@ def test_real_sqlalchemy_pool() -> None:
     pool.close()
 
 
-@pytest.mark.parametrize("adapter", ["redis", "sqlalchemy", "httpcore"])
+@pytest.mark.parametrize("adapter", ["redis", "sqlalchemy", "httpcore", "psycopg_pool",
+                                     "dbutils"])
 def test_missing_library_is_one_line_and_exit_2(adapter: str, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
@@ -388,3 +394,242 @@ def test_httpcore_full_quick_profile(tmp_path: Path) -> None:
     assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
     assert {c["name"] for c in checks if c["status"] == "failed"} >= {
         "sequential/closed", "stress/closed", "parallel/linearizable"}
+
+
+# -- psycopg_pool ----------------------------------------------------------------------------
+
+def test_real_psycopg_pool() -> None:
+    pytest.importorskip("psycopg_pool")
+    target = load(None, "psycopg_pool")
+    assert (target.spec, target.modes, target.has_close) == (
+        "psycopg_pool:ConnectionPool", adapters.BLOCKING_ONLY, True)
+    with pytest.raises(adapters.NotApplicable):
+        target.make(1, False, None, RecordingFactory())
+
+
+def test_psycopg_pool_timeout_0_is_never_served() -> None:
+    """A difference, left visible: psycopg_pool takes a timeout <= 0 as a deadline already
+    past, and raises PoolTimeout before it looks for an idle connection."""
+    pytest.importorskip("psycopg_pool")
+    pool = load(None, "psycopg_pool").make(1, True, None, RecordingFactory())
+    conn = pool.get_conn(timeout=2.0)
+    pool.put_conn(conn)
+    with pytest.raises(adapters.EmptyPoolError):
+        pool.get_conn(timeout=0)  # the one connection is idle
+    assert pool.get_conn(timeout=0.5) is conn
+    pool.put_conn(conn)
+    pool.close()
+
+
+def test_psycopg_pool_round_trip_gives_the_factorys_connection() -> None:
+    pytest.importorskip("psycopg_pool")
+    factory = RecordingFactory()
+    pool = load(None, "psycopg_pool").make(1, True, None, factory)
+    assert factory.created == []  # min_size=0: nothing made before it is asked for
+    conn = pool.get_conn(timeout=2.0)
+    assert factory.created == [conn] and not conn.closed
+    pool.put_conn(conn)
+    assert not conn.closed
+    assert pool.get_conn(timeout=2.0) is conn  # kept idle, and reused
+    pool.put_conn(conn)
+    pool.close()
+    assert conn.closed
+
+
+def test_psycopg_pool_timeout_is_empty_pool_error_and_closed_is_closed() -> None:
+    pytest.importorskip("psycopg_pool")
+    pool = load(None, "psycopg_pool").make(1, True, 0.05, RecordingFactory())
+    conn = pool.get_conn(timeout=2.0)
+    with pytest.raises(adapters.EmptyPoolError) as empty:
+        pool.get_conn(timeout=0.01)  # per call
+    assert type(empty.value.__cause__).__name__ == "PoolTimeout"
+    with pytest.raises(adapters.EmptyPoolError):
+        pool.get_conn()  # None: the pool's own 0.05 s
+    pool.put_conn(conn)
+    pool.close()
+    with pytest.raises(adapters.ClosedPoolError) as closed:
+        pool.get_conn(timeout=1.0)
+    assert type(closed.value.__cause__).__name__ == "PoolClosed"
+    assert contract_error(closed.value, RecordingFactory()) == "ClosedPoolError"
+
+
+def test_psycopg_pool_connects_in_a_worker_so_a_failure_does_not_surface() -> None:
+    """psycopg_pool connects in its worker threads and retries a failure about 1 s later:
+    the caller only ever sees its own wait time out (a difference, left visible)."""
+    pytest.importorskip("psycopg_pool")
+    factory = RecordingFactory()
+    pool = load(None, "psycopg_pool").make(1, True, None, factory)
+    factory.fail_next = 1
+    with pytest.raises(adapters.EmptyPoolError):
+        pool.get_conn(timeout=0.3)
+    assert len(factory.raised) == 1 and factory.created == []  # raised, in a worker
+    conn = pool.get_conn(timeout=3.0)  # the worker's retry
+    assert factory.created == [conn]
+    pool.put_conn(conn)
+    pool.close()
+
+
+def test_psycopg_pool_broken_connection_is_replaced() -> None:
+    """put_conn(None): psycopg_pool sees the connection closed and makes a new one."""
+    pytest.importorskip("psycopg_pool")
+    factory = RecordingFactory()
+    pool = load(None, "psycopg_pool").make(1, True, None, factory)
+    conn = pool.get_conn(timeout=2.0)
+    conn.close_as_caller()
+    pool.put_conn(None)
+    again = pool.get_conn(timeout=2.0)
+    assert again is not conn and not again.closed and factory.created == [conn, again]
+    with pytest.raises(adapters.AdapterError, match="not checked out"):
+        pool.put_conn(RecordingFactory()())
+    pool.put_conn(again)
+    pool.close()
+
+
+# a psycopg_pool worker that the injected Interrupted (a BaseException) reaches dies, as
+# docs/ADAPTERS.md says: expected, not a warning worth showing
+WORKER_DIES = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+@WORKER_DIES
+def test_psycopg_pool_semantics_show_in_the_results() -> None:
+    """The one-caller-at-a-time checks run to a verdict (no harness error); psycopg_pool
+    has a closed state. (The whole profile: the slow test below.)"""
+    pytest.importorskip("psycopg_pool")
+    results = {r.name: r for r in run_checks(load(None, "psycopg_pool"), TINY, 1,
+                                             only=SEQUENTIAL_ALL)}
+    assert {r.status for r in results.values()} <= {"passed", "failed"}, {
+        n: r.message for n, r in results.items() if r.status not in ("passed", "failed")}
+    assert set(results) == set(SEQUENTIAL_ALL)
+    assert results["sequential/closed"].status == "passed"
+
+
+@pytest.mark.slow
+@WORKER_DIES
+def test_psycopg_pool_full_quick_profile(tmp_path: Path) -> None:
+    """The command line, the whole quick profile: failures, never an error."""
+    pytest.importorskip("psycopg_pool")
+    report = tmp_path / "psycopg_pool.json"
+    assert main(["check", "--adapter", "psycopg_pool", "--profile", "quick", "--seed", "1",
+                 "--json", str(report)]) == 1
+    checks = json.loads(report.read_text())["checks"]
+    assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
+
+
+# -- dbutils ---------------------------------------------------------------------------------
+
+def test_real_dbutils_pool() -> None:
+    pytest.importorskip("dbutils")
+    target = load(None, "dbutils")
+    assert (target.spec, target.modes, target.has_close) == (
+        "dbutils.pooled_db:PooledDB", adapters.BOTH, True)
+    factory = _cycle(target)
+    assert len(factory.created) == 3  # the broken one replaced on its return, one reused
+
+
+def test_dbutils_round_trip_gives_the_creators_raw_connection() -> None:
+    pytest.importorskip("dbutils")
+    factory = RecordingFactory()
+    pool = load(None, "dbutils").make(1, True, None, factory)
+    conn = pool.get_conn()
+    assert factory.created == [conn] and not conn.closed  # not SteadyDB's wrapper
+    pool.put_conn(conn)
+    assert not conn.closed
+    assert pool.get_conn() is conn  # kept idle, and reused
+    pool.put_conn(conn)
+    pool.close()
+    assert conn.closed
+
+
+def test_dbutils_never_waits_when_not_blocking() -> None:
+    pytest.importorskip("dbutils")
+    factory = RecordingFactory()
+    pool = load(None, "dbutils").make(1, False, None, factory)
+    first, second = pool.get_conn(), pool.get_conn()  # no limit on connections out
+    pool.put_conn(first)
+    pool.put_conn(second)  # the idle cache is full: closed, not kept
+    assert factory.created == [first, second] and not first.closed and second.closed
+    pool.close()
+
+
+def test_dbutils_refusal_is_empty_pool_error_and_none_waits() -> None:
+    """DBUtils waits for ever or refuses at once: a finite timeout is run as 0."""
+    pytest.importorskip("dbutils")
+    pool = load(None, "dbutils").make(1, True, None, RecordingFactory())
+    conn = pool.get_conn()
+    started = time.monotonic()
+    with pytest.raises(adapters.EmptyPoolError) as empty:
+        pool.get_conn(timeout=5.0)
+    assert time.monotonic() - started < 1.0  # at once, not after 5 s
+    assert type(empty.value.__cause__).__name__ == "TooManyConnectionsError"
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.get_conn()))  # None: for ever
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and got == []  # waiting
+    pool.put_conn(conn)
+    waiter.join(2.0)
+    assert got == [conn]
+    pool.put_conn(conn)
+    pool.close()
+
+
+@pytest.mark.parametrize("failure", [ConnectFailed, Interrupted])
+def test_dbutils_factory_failure_surfaces_and_frees_the_slot(
+        failure: type[BaseException]) -> None:
+    pytest.importorskip("dbutils")
+    factory = RecordingFactory()
+    pool = load(None, "dbutils").make(1, True, 0.05, factory)
+    factory.fail_next, factory.fail_with = 1, failure
+    with pytest.raises(failure) as raised:
+        pool.get_conn()
+    assert factory.injected(raised.value)  # the very object, raised where DBUtils connects
+    conn = pool.get_conn()  # the only slot is free again
+    assert factory.created == [conn]
+    pool.put_conn(conn)
+    pool.close()
+
+
+def test_dbutils_broken_connection_is_replaced_on_return() -> None:
+    """put_conn(None): the rollback DBUtils does on return fails on the closed connection,
+    so DBUtils reconnects there and keeps the new one idle."""
+    pytest.importorskip("dbutils")
+    factory = RecordingFactory()
+    pool = load(None, "dbutils").make(1, True, None, factory)
+    conn = pool.get_conn()
+    conn.close_as_caller()
+    pool.put_conn(None)
+    assert len(factory.created) == 2  # made during put_conn(None)
+    again = pool.get_conn()
+    assert again is factory.created[1] and not again.closed
+    pool.put_conn(again)
+    pool.close()
+
+
+def test_dbutils_semantics_show_in_the_results() -> None:
+    """The one-caller-at-a-time checks run to a verdict (no harness error, no hang):
+    DBUtils' close() closes the idle connections and the pool keeps serving; a finite
+    timeout is refused at once. (The whole profile: the slow test below.)"""
+    pytest.importorskip("dbutils")
+    results = {r.name: r for r in run_checks(load(None, "dbutils"), TINY, 1,
+                                             only=SEQUENTIAL_ALL)}
+    assert {r.status for r in results.values()} <= {"passed", "failed"}, {
+        n: r.message for n, r in results.items() if r.status not in ("passed", "failed")}
+    assert set(results) == set(SEQUENTIAL_ALL)
+    assert results["sequential/closed"].status == "failed"
+    assert "get_conn on a closed pool gave connection" in results["sequential/closed"].message
+    assert results["sequential/timeout"].status == "failed"
+    assert "before the" in results["sequential/timeout"].message
+
+
+@pytest.mark.slow
+def test_dbutils_full_quick_profile(tmp_path: Path) -> None:
+    """The command line, the whole quick profile: failures, never an error."""
+    pytest.importorskip("dbutils")
+    report = tmp_path / "dbutils.json"
+    assert main(["check", "--adapter", "dbutils", "--profile", "quick", "--seed", "1",
+                 "--json", str(report)]) == 1
+    checks = json.loads(report.read_text())["checks"]
+    assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
+    assert {c["name"] for c in checks if c["status"] == "failed"} >= {
+        "sequential/closed", "sequential/timeout", "parallel/linearizable"}

@@ -34,7 +34,8 @@ from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy", "httpcore"]
+ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy", "httpcore", "psycopg_pool",
+            "dbutils"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,8 +59,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="how to drive the pool: auto (native, else urllib3 style), "
                             "native, urllib3, redis (default TARGET "
                             "redis:BlockingConnectionPool), sqlalchemy (default TARGET "
-                            "sqlalchemy.pool:QueuePool) or httpcore (default TARGET "
-                            "httpcore:ConnectionPool)")
+                            "sqlalchemy.pool:QueuePool), httpcore (default TARGET "
+                            "httpcore:ConnectionPool), psycopg_pool (default TARGET "
+                            "psycopg_pool:ConnectionPool) or dbutils (default TARGET "
+                            "dbutils.pooled_db:PooledDB)")
     check.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     check.add_argument("--seed", type=_seed, default=None,
                        help="seed of the run (default: a new random one, printed)")

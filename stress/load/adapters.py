@@ -135,6 +135,80 @@ always closes the connection just before ``put_conn(None)``, in the thread that 
 this finds it whenever only one of them is closed; when the pool itself closed several the
 caller holds (redis's ``disconnect()``, httpcore's ``close()``), they are
 interchangeable: each goes back to the pool the same way.
+
+Two database pools follow (after the shared translations above, which they use too:
+``put_conn(None)`` picks the closed connection the same way; dbutils reads one attribute
+per calling thread, as the timeouts do).
+
+psycopg_pool (psycopg_pool's sync ``ConnectionPool``, psycopg 3)
+    * ``cls("", connection_class=<fake>, kwargs={"poolcheck_factory": factory},
+      min_size=0, max_size=maxsize, timeout=timeout, open=True)``: psycopg_pool passes
+      ``kwargs`` to ``connection_class.connect(conninfo, **kwargs)``, which is how the
+      fake gets the factory. ``min_size=0``: nothing is made before it is asked for, as
+      in the contract (psycopg_pool's default, ``min_size=4``, fills the pool in the
+      background at once, which the contract allows too but which checks less of the
+      pool: its growth path is the one getconn takes when nothing is idle). Every other
+      option keeps its default (no ``check``, ``reset`` or ``configure``; 3 workers).
+      ``timeout=None`` (wait for ever) has no equivalent: it becomes the longest wait
+      ``threading`` accepts, halved. psycopg_pool has no non-blocking mode, so
+      ``block=False`` has no equivalent (``make`` raises ``NotApplicable``).
+    * The fake connection class's ``connect`` calls ``factory()`` (psycopg_pool calls it
+      in a worker thread) and returns a fake psycopg ``Connection`` around the checker's
+      connection: ``closed`` is the checker connection's; ``pgconn.transaction_status``
+      (also ``info``) is ``IDLE``, or ``UNKNOWN`` once the connection is closed, as
+      psycopg reports a closed connection; ``close()`` closes it unless it is closed
+      (psycopg's ``close()`` does nothing then); ``rollback()``/``commit()`` do nothing;
+      ``_pool``, ``_created_at``, ``_expire_at`` are plain attributes psycopg_pool sets.
+    * ``get_conn(t)`` is ``getconn(t)`` (None: the pool's own timeout); ``PoolTimeout``
+      becomes ``EmptyPoolError`` and ``PoolClosed`` becomes this module's
+      ``ClosedPoolError``. ``put_conn(c)`` is ``putconn`` of the psycopg connection ``c``
+      came from; ``put_conn(None)`` is ``putconn`` of the one the caller closed, which
+      psycopg_pool then sees closed (``UNKNOWN``), as after a caller's ``conn.close()``,
+      and replaces in the background. ``close()`` is ``close()``.
+    * Differences from the contract, left visible: connections are made by the pool's
+      worker threads, not by the caller: a caller waits for a worker (one connection is
+      made at a time), and a connection failure is never raised to a caller: the worker
+      logs it and retries about 1 s later (for ``reconnect_timeout``, 5 minutes), while
+      callers time out; a timeout ``<= 0`` is a deadline already past: ``getconn``
+      raises ``PoolTimeout`` before it looks for an idle connection; waiters are told the
+      pool is closed only after ``close()`` has stopped the workers; and a fragility: a
+      BaseException while a worker connects kills the worker and leaves the pool unable
+      to grow (findings/).
+
+dbutils (DBUtils' ``PooledDB``, ``dbutils.pooled_db``)
+    * ``cls(creator=<fake DB-API module>, mincached=0, maxcached=maxsize, maxshared=0,
+      maxconnections=maxsize if block else 0, blocking=...)``. ``maxshared=0`` (and
+      ``threadsafety = 1``): every connection is dedicated. ``maxconnections`` counts
+      connections checked out, ``maxcached`` idle ones, and a connection is created only
+      when none is idle, so at most ``maxsize`` exist. ``block=False`` is DBUtils' own
+      unlimited mode (``maxconnections=0``): never wait, create when nothing is idle,
+      keep at most ``maxcached`` idle and close what is returned to a full cache.
+    * DBUtils has no timeout: at its limit it waits for ever (``blocking=True``) or
+      raises ``TooManyConnectionsError`` at once (``blocking=False``). It reads
+      ``self._blocking`` on each wait, so the adapter makes that attribute per calling
+      thread (as the timeouts above): a call whose timeout is None (wait for ever) gets
+      ``True``, a call with a finite timeout ``False``: a finite timeout is run as 0.
+      ``TooManyConnectionsError`` becomes ``EmptyPoolError``.
+    * The fake module has ``connect()``, which calls ``factory()`` and returns a fake
+      DB-API connection around the checker's connection, ``threadsafety = 1`` and the
+      ``OperationalError``/``InterfaceError``/``InternalError`` DBUtils' failover
+      catches. As drivers do, every operation on a closed connection (``rollback()``,
+      ``commit()``, ``ping()``) raises ``InterfaceError``; ``close()`` closes it unless
+      it is closed. With ``ping()`` present, DBUtils' default ``ping=1`` checks a
+      connection each time it leaves the idle cache.
+    * ``get_conn`` is ``connection()``, which returns a ``PooledDedicatedDBConnection``
+      around a SteadyDB connection around the creator's: the checker gets the creator's
+      (``dbapi_connection``), the adapter keeps the pooled one. ``put_conn(c)`` is the
+      pooled connection's ``close()`` (back to the idle cache); ``put_conn(None)`` is the
+      same for the one the caller closed: DBUtils' rollback on return fails on it, and
+      SteadyDB reconnects there (``factory()`` during the return). ``close()`` is
+      ``close()``.
+    * Differences from the contract, left visible: no bounded wait (a finite timeout is
+      run as 0); no closed state: ``close()`` closes the idle connections, and the pool
+      keeps serving and keeping what is returned; a broken connection is replaced while
+      it is returned, so ``put_conn(None)`` can raise what the factory raises (an
+      ``Exception`` is swallowed; a BaseException is not); and a bug: that BaseException
+      leaves the returned connection counted as checked out for good (findings/).
 """
 
 from __future__ import annotations
@@ -630,6 +704,203 @@ class HttpcoreAdapter:
         self.pool.close()
 
 
+# -- psycopg_pool -------------------------------------------------------------------------
+
+class ClosedPoolError(Exception):
+    """A library's "the pool is closed", under the contract's name."""
+
+
+# psycopg_pool's getconn has no "wait for ever": the longest wait threading accepts, halved
+# so that "now + timeout" stays within it.
+PSYCOPG_FOREVER = threading.TIMEOUT_MAX / 2
+
+
+class _PsycopgPgconn:
+    """The part of ``psycopg.pq.PGconn`` (and of ``conn.info``) psycopg_pool reads."""
+
+    def __init__(self, owner: _PsycopgConnection) -> None:
+        self._owner = owner
+
+    @property
+    def transaction_status(self) -> Any:
+        from psycopg.pq import TransactionStatus  # psycopg_pool imports it anyway
+
+        return TransactionStatus.UNKNOWN if self._owner.closed else TransactionStatus.IDLE
+
+
+class _PsycopgConnection:
+    """A psycopg ``Connection`` over one of the checker's connections: what psycopg_pool
+    calls of its ``connection_class`` and of the connections it makes."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.pgconn = self.info = _PsycopgPgconn(self)
+        self.autocommit = False
+        self.broken = False
+        self._pool: Any = None  # psycopg_pool sets and checks these
+        self._created_at = self._expire_at = 0.0
+
+    @classmethod
+    def connect(cls, conninfo: str = "", *, poolcheck_factory: Factory,
+                **kwargs: object) -> _PsycopgConnection:
+        return cls(poolcheck_factory())
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.conn, "closed", False))
+
+    def close(self) -> None:
+        if not self.closed:  # as psycopg's: closing a closed connection does nothing
+            self.conn.close()
+
+    def rollback(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<psycopg connection over {self.conn!r}>"
+
+
+class PsycopgPoolAdapter:
+    """The native interface over psycopg_pool's sync ConnectionPool (psycopg 3)."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        if not block:
+            raise NotApplicable(f"{cls.__name__} always waits for a connection: "
+                                "block=False has no equivalent")
+        self.pool = cls("", connection_class=_PsycopgConnection,
+                        kwargs={"poolcheck_factory": factory}, min_size=0,
+                        max_size=maxsize,
+                        timeout=PSYCOPG_FOREVER if timeout is None else timeout, open=True)
+        self._out = _CheckedOut()
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        try:
+            psycopg_conn = self.pool.getconn(timeout)
+        except Exception as exc:
+            if _library_error(exc, "psycopg_pool", "PoolTimeout"):
+                raise EmptyPoolError(f"psycopg_pool: {exc}") from exc
+            if _library_error(exc, "psycopg_pool", "PoolClosed"):
+                raise ClosedPoolError(f"psycopg_pool: {exc}") from exc
+            raise
+        conn = (psycopg_conn.conn if isinstance(psycopg_conn, _PsycopgConnection)
+                else psycopg_conn)
+        self._out.add(conn, psycopg_conn)
+        return conn
+
+    def put_conn(self, conn: Any) -> None:
+        # put_conn(None): the connection the caller closed, which psycopg_pool then sees
+        # closed (transaction status UNKNOWN), as after a caller's conn.close()
+        self.pool.putconn(self._out.take(conn))
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+# -- dbutils ------------------------------------------------------------------------------
+
+class _DBAPIError(Exception):
+    """The fake DB-API module's ``Error``."""
+
+
+class _DBAPIInterfaceError(_DBAPIError):
+    pass
+
+
+class _DBAPIOperationalError(_DBAPIError):
+    pass
+
+
+class _DBAPIInternalError(_DBAPIError):
+    pass
+
+
+class _DBUtilsConnection:
+    """A DB-API 2 connection over one of the checker's: as drivers do, every operation on
+    a closed one raises ``InterfaceError``, and closing it again does nothing."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def _open(self) -> None:
+        if getattr(self.conn, "closed", False):
+            raise _DBAPIInterfaceError("connection already closed")
+
+    def close(self) -> None:
+        if not getattr(self.conn, "closed", False):
+            self.conn.close()
+
+    def ping(self, *args: object) -> bool:
+        self._open()
+        return True
+
+    def rollback(self) -> None:
+        self._open()
+
+    def commit(self) -> None:
+        self._open()
+
+    def __repr__(self) -> str:
+        return f"<DB-API connection over {self.conn!r}>"
+
+
+class _DBAPIModule:
+    """What DBUtils reads of a DB-API 2 module given as its ``creator``."""
+
+    apilevel = "2.0"
+    threadsafety = 1  # threads may share the module, not connections: no shared ones
+    paramstyle = "qmark"
+    Error = _DBAPIError
+    InterfaceError = _DBAPIInterfaceError
+    OperationalError = _DBAPIOperationalError
+    InternalError = _DBAPIInternalError
+
+    def __init__(self, factory: Factory) -> None:
+        self._factory = factory
+
+    def connect(self, *args: object, **kwargs: object) -> _DBUtilsConnection:
+        return _DBUtilsConnection(self._factory())
+
+
+class DBUtilsAdapter:
+    """The native interface over DBUtils' PooledDB (dedicated connections)."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        self._block, self._timeout = block, timeout
+        # blocking=True waits for ever, blocking=False refuses at once: per call, the one
+        # the timeout asks for (a finite one, as 0), through the attribute read per wait
+        timed, self._blocking = _with_per_call_timeout(cls, "_blocking")
+        self.pool = timed(creator=_DBAPIModule(factory), mincached=0, maxcached=maxsize,
+                          maxshared=0, maxconnections=maxsize if block else 0,
+                          blocking=block and timeout is None)
+        self._out = _CheckedOut()
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        waits = self._block and (self._timeout if timeout is None else timeout) is None
+        with self._blocking.during(self.pool, waits):
+            try:
+                pooled = self.pool.connection()
+            except Exception as exc:
+                if _library_error(exc, "dbutils", "TooManyConnectionsError"):
+                    raise EmptyPoolError(f"dbutils: {exc!r}") from exc
+                raise
+        raw = getattr(pooled, "dbapi_connection", pooled)  # the creator's, not SteadyDB's
+        conn = raw.conn if isinstance(raw, _DBUtilsConnection) else raw
+        self._out.add(conn, pooled)
+        return conn
+
+    def put_conn(self, conn: Any) -> None:
+        # put_conn(None): the wrapper of the connection the caller closed goes back too
+        self._out.take(conn).close()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 # -- the registry -------------------------------------------------------------------------
 
 def _native_probe(sig: inspect.Signature) -> object:
@@ -653,6 +924,16 @@ def _httpcore_probe(sig: inspect.Signature) -> object:
     return sig.bind(max_connections=1, max_keepalive_connections=1, network_backend=None)
 
 
+def _psycopg_pool_probe(sig: inspect.Signature) -> object:
+    return sig.bind("", connection_class=_PsycopgConnection, kwargs={}, min_size=0,
+                    max_size=1, timeout=1.0, open=True)
+
+
+def _dbutils_probe(sig: inspect.Signature) -> object:
+    return sig.bind(creator=None, mincached=0, maxcached=1, maxshared=0, maxconnections=1,
+                    blocking=True)
+
+
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
     Adapter("native", ("get_conn", "put_conn"), "close", BOTH, None, None,
             "(host, port, *, maxsize, block, timeout, connection_factory)", _native_probe,
@@ -670,6 +951,14 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
             "httpcore:ConnectionPool",
             "(max_connections=, max_keepalive_connections=, network_backend=)",
             _httpcore_probe, HttpcoreAdapter),
+    Adapter("psycopg_pool", ("getconn", "putconn", "close"), "close", BLOCKING_ONLY,
+            "psycopg_pool", "psycopg_pool:ConnectionPool",
+            "(conninfo, connection_class=, kwargs=, min_size=, max_size=, timeout=, open=)",
+            _psycopg_pool_probe, PsycopgPoolAdapter),
+    Adapter("dbutils", ("connection", "close"), "close", BOTH, "dbutils",
+            "dbutils.pooled_db:PooledDB",
+            "(creator=, mincached=, maxcached=, maxshared=, maxconnections=, blocking=)",
+            _dbutils_probe, DBUtilsAdapter),
 ]}
 AUTO = ("native", "urllib3")  # what --adapter auto tries, in this order
 

@@ -16,7 +16,8 @@ from poolcheck.load import adapters
 
 DEFAULT_TARGET = "poolcheck.pool:Pool"
 REQUIRED = ("get_conn", "put_conn")
-LIBRARIES = ("httpcore", "redis", "sqlalchemy", "urllib3")  # what the adapters drive
+LIBRARIES = ("dbutils", "httpcore", "psycopg", "psycopg_pool", "redis", "sqlalchemy",
+             "urllib3")  # what the adapters drive
 
 
 @dataclass(frozen=True)

@@ -814,6 +814,7 @@ SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypo
     Program(("get",), (("put",), ("wait",))),  # ... and a returned connection
     Program(("get",), (("close",), ("wait",))),  # close() must wake the waiter
     Program((), (("get", "put"), ("get", "put"), ("close",))),
+    Program(("get", "get"), (("put",), ("put",), ("get",), ("get",))),  # two returns, two waiters
 ]
 
 

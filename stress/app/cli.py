@@ -34,7 +34,7 @@ from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy", "httpcore"]
+ADAPTERS = ["auto", "native", "urllib3", "urllib3-urlopen", "redis", "sqlalchemy", "httpcore"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: the bundled pool)")
     check.add_argument("--adapter", choices=ADAPTERS, default="auto",
                        help="how to drive the pool: auto (native, else urllib3 style), "
-                            "native, urllib3, redis (default TARGET "
+                            "native, urllib3, urllib3-urlopen (urllib3's urlopen; default "
+                            "TARGET urllib3:HTTPConnectionPool), redis (default TARGET "
                             "redis:BlockingConnectionPool), sqlalchemy (default TARGET "
                             "sqlalchemy.pool:QueuePool) or httpcore (default TARGET "
                             "httpcore:ConnectionPool)")

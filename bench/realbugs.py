@@ -106,21 +106,18 @@ CORPUS: tuple[Bug, ...] = (
               "(urlopen puts None back after EmptyPoolError)",
         url="https://github.com/urllib3/urllib3/issues/1758",
         library="urllib3",
-        buggy="1.25.11",
-        fixed="1.26.0",
+        buggy="1.25.9",
+        fixed="1.25.10",
         target="urllib3:HTTPConnectionPool",
-        adapter="urllib3",
+        adapter="urllib3-urlopen",
         checks=("sequential/bound", "stress/bound", "stress/capacity"),
-        path="HTTPConnectionPool.urlopen(): when _get_conn() raised EmptyPoolError, its "
-             "cleanup still called _put_conn(None), which adds a placeholder for a slot "
-             "that was never taken (with every connection out, the next caller creates "
-             "maxsize + 1 connections, and a returned connection is later discarded as "
-             "'pool is full'). Fixed in urlopen only; _get_conn/_put_conn/close did not "
-             "change.",
-        why_not_found="the bug is in urlopen(), which poolcheck does not call: the "
-                      "adapter drives _get_conn/_put_conn/close and applies urlopen's "
-                      "cleanup as current urllib3 does it (no _put_conn(None) after "
-                      "EmptyPoolError), so the buggy cleanup never runs.",
+        path="HTTPConnectionPool.urlopen(): when _get_conn() raised EmptyPoolError, no "
+             "except clause took it (the one there caught queue.Empty), so the finally "
+             "block's cleanup called _put_conn(None), a placeholder for a slot that was "
+             "never taken (with every connection out, the next caller creates maxsize + 1 "
+             "connections). Fixed by PR #1866 ('except EmptyPoolError: release_this_conn = "
+             "False'), first released in 1.25.10 (1.25.11 and 1.26.0 both have the fix). "
+             "The urllib3-urlopen adapter drives urlopen() itself.",
         other=(URLLIB3_PUT_CONN_RACE,),
     ),
     Bug(
@@ -132,15 +129,20 @@ CORPUS: tuple[Bug, ...] = (
         buggy="2.7.0",
         fixed="2.8.0",
         target="urllib3:HTTPConnectionPool",
-        adapter="urllib3",
+        adapter="urllib3-urlopen",
         checks=("sequential/bound", "stress/bound", "stress/capacity", "stress/errors"),
         path="HTTPConnectionPool.urlopen(): self._get_timeout(timeout) ran inside the try "
              "whose cleanup calls _put_conn(None); an invalid timeout raised before "
              "_get_conn(), and the cleanup then put a placeholder for a slot never taken "
              "(FullPoolError on a full blocking pool; with a connection out, an extra "
-             "slot). The fix moves the call out of the try, in urlopen only.",
-        why_not_found="the bug is in urlopen(), which poolcheck does not call (the "
-                      "adapter drives _get_conn/_put_conn/close, which did not change).",
+             "slot). The fix moves the call out of the try, in urlopen only. The "
+             "urllib3-urlopen adapter drives urlopen(), but with the pool's own (valid) "
+             "socket timeout.",
+        why_not_found="the adapter now calls urlopen(), but the bug needs an invalid "
+                      "socket timeout passed to urlopen(timeout=...); the contract's "
+                      "get_conn(timeout) is a pool timeout (urlopen's pool_timeout), and "
+                      "the checker never passes an invalid one, so _get_timeout() never "
+                      "raises and the buggy cleanup never runs.",
         other=(URLLIB3_PUT_CONN_RACE,),
     ),
 )

@@ -633,3 +633,123 @@ def test_dbutils_full_quick_profile(tmp_path: Path) -> None:
     assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
     assert {c["name"] for c in checks if c["status"] == "failed"} >= {
         "sequential/closed", "sequential/timeout", "parallel/linearizable"}
+
+
+# -- urllib3's urlopen ---------------------------------------------------------------------
+
+def _urllib3_2() -> Any:
+    urllib3 = pytest.importorskip("urllib3")
+    if int(urllib3.__version__.split(".")[0]) < 2:
+        pytest.skip("urllib3 2.x")
+    return urllib3
+
+
+def test_urlopen_adapter_is_chosen_by_name_only() -> None:
+    urllib3 = _urllib3_2()
+    assert adapters.detect(urllib3.HTTPConnectionPool) == "urllib3"
+    target = load(None, "urllib3-urlopen")
+    assert (target.spec, target.modes, target.has_close) == (
+        "urllib3:HTTPConnectionPool", adapters.BOTH, True)
+    assert target.command_spec == "urllib3:HTTPConnectionPool --adapter urllib3-urlopen"
+
+
+def test_urlopen_round_trip_gives_the_factorys_connection() -> None:
+    _urllib3_2()
+    factory = RecordingFactory()
+    adapted = load(None, "urllib3-urlopen").make(1, True, None, factory)
+    conn = adapted.get_conn(timeout=0)
+    assert factory.created == [conn] and not conn.closed
+    assert adapted.pool.num_requests == 1  # a request went through urlopen
+    adapted.put_conn(conn)  # response.release_conn()
+    assert not conn.closed
+    assert adapted.get_conn(timeout=0) is conn  # kept alive, reused
+    assert adapted.pool.num_requests == 2
+    adapted.put_conn(conn)
+    adapted.close()
+    assert conn.closed and conn.close_calls == 1
+    with pytest.raises(Exception) as closed:
+        adapted.get_conn()
+    assert contract_error(closed.value, factory) == "ClosedPoolError"
+
+
+def test_urlopen_pool_timeout_is_empty_pool_error() -> None:
+    _urllib3_2()
+    factory = RecordingFactory()
+    adapted = load(None, "urllib3-urlopen").make(1, True, 0.05, factory)
+    conn = adapted.get_conn()
+    with pytest.raises(Exception) as empty:
+        adapted.get_conn(timeout=0.0)  # per call: urlopen's pool_timeout
+    assert type(empty.value).__module__.startswith("urllib3")  # urllib3's own, unmapped
+    assert contract_error(empty.value, factory) == "EmptyPoolError"
+    with pytest.raises(Exception) as again:
+        adapted.get_conn()  # None: the pool's own 0.05 s
+    assert contract_error(again.value, factory) == "EmptyPoolError"
+    adapted.put_conn(conn)
+
+
+class FailsOnlyAtRead(RecordingFactory):
+    """An armed failure skips the send fault point and surfaces when the answer is read."""
+
+    def fault(self, point: str) -> None:
+        if point != "send":
+            super().fault(point)
+
+
+@pytest.mark.parametrize("failure", [ConnectFailed, Interrupted])
+@pytest.mark.parametrize("point", ["connect", "send", "read"])
+def test_urlopen_fault_surfaces_and_gives_the_slot_back(
+        point: str, failure: type[BaseException]) -> None:
+    """urllib3 2 wraps the OSError in ProtocolError; the adapter hands the checker the very
+    object the factory raised, and the slot is free again: maxsize connections can be had."""
+    _urllib3_2()
+    factory = FailsOnlyAtRead() if point == "read" else RecordingFactory()
+    adapted = load(None, "urllib3-urlopen").make(2, True, 0.05, factory)
+    if point != "connect":  # an idle connection: no connect, the failure comes later
+        adapted.put_conn(adapted.get_conn())
+    factory.fail_next, factory.fail_with = 1, failure
+    with pytest.raises(failure) as raised:
+        adapted.get_conn()
+    assert factory.injected(raised.value)
+    assert str(raised.value).startswith("connection refused" if point == "connect"
+                                        else f"{point} failed")
+    if failure is ConnectFailed:
+        assert type(raised.value.__cause__).__name__ == "ProtocolError"
+    first, second = adapted.get_conn(timeout=0), adapted.get_conn(timeout=0)
+    assert not first.closed and not second.closed and first is not second
+    with pytest.raises(Exception) as empty:
+        adapted.get_conn(timeout=0)
+    assert contract_error(empty.value, factory) == "EmptyPoolError"
+    assert [c.closed for c in factory.created] == [point != "connect", False, False][
+        :len(factory.created)]
+    adapted.put_conn(first)
+    adapted.put_conn(second)
+
+
+def test_urlopen_broken_connection_is_reconnected() -> None:
+    """put_conn(None): the response is closed and released, as urllib3 does when a body
+    read fails; the same urllib3 connection opens a new socket on its next request."""
+    _urllib3_2()
+    factory = RecordingFactory()
+    adapted = load(None, "urllib3-urlopen").make(1, True, None, factory)
+    conn = adapted.get_conn(timeout=0)
+    conn.close_as_caller()
+    adapted.put_conn(None)
+    again = adapted.get_conn(timeout=0)
+    assert again is not conn and not again.closed and factory.created == [conn, again]
+    assert conn.close_calls == 1  # the caller's close; urllib3's finds the socket closed
+    with pytest.raises(adapters.AdapterError, match="not checked out"):
+        adapted.put_conn(RecordingFactory()())
+    adapted.put_conn(again)
+
+
+@pytest.mark.slow
+def test_urlopen_full_quick_profile(tmp_path: Path) -> None:
+    """The command line, the whole quick profile on the public path: no check errors."""
+    _urllib3_2()
+    report = tmp_path / "urlopen.json"
+    assert main(["check", "urllib3:HTTPConnectionPool", "--adapter", "urllib3-urlopen",
+                 "--profile", "quick", "--seed", "1", "--json", str(report)]) in (0, 1)
+    checks = json.loads(report.read_text())["checks"]
+    assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
+    failed = {c["name"] for c in checks if c["status"] == "failed"}
+    assert failed <= {"stress/closed"}, failed  # close() wakes no waiter (as _get_conn)

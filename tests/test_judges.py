@@ -78,6 +78,19 @@ def test_bound_nonblock_counts_surely_idle_connections() -> None:
     assert judge_bound(round_of(taken, block=False)) == []
 
 
+def test_bound_nonblock_a_failed_get_may_have_taken_what_the_pool_closed() -> None:
+    """urllib3's urlopen takes idle #1, sending on it fails, it closes #1 and raises: #1
+    was not idle while that call ran, whatever the order of the stamps."""
+    calls = [get(0, 1, 0.0, 0.1), get(1, 2, 0.0, 0.1), put(0, 1, 0.2, 0.3),
+             get(2, None, 0.35, 0.7, "ConnectFailed"), put(1, 2, 0.4, 0.5)]
+    assert judge_bound(round_of(calls, block=False, closed={1: 0.6})) == []
+    # closed after the failed call returned, or by no call at all: still a violation
+    assert names(judge_bound(round_of(calls, block=False, closed={1: 0.8}))) == ["bound"]
+    timed_out = [*calls[:3], get(2, None, 0.35, 0.7, "EmptyPoolError"), calls[4]]
+    assert names(judge_bound(round_of(timed_out, block=False, closed={1: 0.6}))) == [
+        "bound"]
+
+
 def test_timeout_early_and_late() -> None:
     early = round_of([get(0, None, 0.0, 0.05, "EmptyPoolError", timeout=0.1)])
     late = round_of([get(0, None, 0.0, 2.5, "EmptyPoolError", timeout=0.1)])

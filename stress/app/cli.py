@@ -34,8 +34,8 @@ from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-ADAPTERS = ["auto", "native", "urllib3", "redis", "sqlalchemy", "httpcore", "psycopg_pool",
-            "dbutils"]
+ADAPTERS = ["auto", "native", "urllib3", "urllib3-urlopen", "redis", "sqlalchemy", "httpcore",
+            "psycopg_pool", "dbutils"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: the bundled pool)")
     check.add_argument("--adapter", choices=ADAPTERS, default="auto",
                        help="how to drive the pool: auto (native, else urllib3 style), "
-                            "native, urllib3, redis (default TARGET "
+                            "native, urllib3, urllib3-urlopen (urllib3's urlopen; default "
+                            "TARGET urllib3:HTTPConnectionPool), redis (default TARGET "
                             "redis:BlockingConnectionPool), sqlalchemy (default TARGET "
                             "sqlalchemy.pool:QueuePool), httpcore (default TARGET "
                             "httpcore:ConnectionPool), psycopg_pool (default TARGET "

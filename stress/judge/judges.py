@@ -123,16 +123,27 @@ def idle_spans(log: Log) -> list[tuple[float, float, int]]:
 
     From the return of a put_conn that left it open, to its closing or the *call* of
     the get_conn that next handed it out: whatever happened between two stamps, nothing
-    can have taken it in that span.
+    can have taken it in that span. A get_conn that failed may also have taken it: a
+    library whose request fails after it took an idle connection (urllib3's ``urlopen``,
+    when sending on it fails) closes that connection before the error comes out. So when
+    the pool (not a caller) closed it during a get_conn that failed with anything but
+    ``EmptyPoolError``/``ClosedPoolError``, it was certainly idle only until that call (or
+    the put's return, if later).
     """
     spans = []
     gets = [c for c in log.calls if c.op == "get" and c.outcome == "ok" and c.ret is not None]
+    failed = [c for c in log.calls if c.op == "get" and c.ret is not None
+              and c.outcome not in ("ok", "pending", "EmptyPoolError", "ClosedPoolError")]
     for put in log.calls:
         if put.op != "put" or not put.kept or put.ret is None or put.conn is None:
             continue
         taken = [g.call for g in gets
                  if g.conn == put.conn and g.ret is not None and g.ret > put.call]
-        end = min([log.closed.get(put.conn, NEVER), *taken])
+        closed = log.closed.get(put.conn, NEVER)
+        if put.conn not in log.closed_by_caller:
+            taken += [max(g.call, put.ret) for g in failed
+                      if g.ret is not None and g.call <= closed <= g.ret]
+        end = min([closed, *taken])
         if end > put.ret:
             spans.append((put.ret, end, put.conn))
     return spans

@@ -36,6 +36,49 @@ urllib3 (urllib3's ``HTTPConnectionPool`` and pools written in its style)
       slot back before the exception propagates. ``put_conn(c)`` is ``_put_conn(c)``;
       ``close()`` is ``close()`` (``has_close`` is False without one).
 
+urllib3-urlopen (urllib3's ``HTTPConnectionPool``, driven through its public ``urlopen``)
+    * Built as for ``urllib3`` (``cls("127.0.0.1", 80, maxsize=, block=)``, the instance's
+      own ``ConnectionCls``), but what that class makes is a fake urllib3
+      ``HTTPConnection``: a reusable object whose socket is one of the checker's
+      connections. Constructing it connects nothing (as in urllib3); ``request()`` calls
+      ``factory()`` when it has no socket (http.client's ``auto_open``: a new connection,
+      or one that ``close()`` emptied), then ``factory.fault("send")``; ``getresponse()``
+      calls ``factory.fault("read")`` and answers an empty ``200`` (``Content-Length: 0``,
+      keep-alive): a real ``http.client.HTTPResponse`` for urllib3 1.x (which wraps it
+      with ``HTTPResponse.from_httplib``), and for urllib3 2 (``_make_request`` takes
+      ``response_conn``) a real ``urllib3.response.HTTPResponse`` around it, as urllib3 2's
+      own ``getresponse()`` builds it. So an armed failure surfaces at connect (the factory
+      call) for a new connection, and at send for an idle one; ``read`` is reached only by
+      a failure armed after the request was sent (another thread arming the factory), or
+      by a factory whose ``fault`` skips "send" (the points are tried in order). ``close()``
+      closes the socket (a closed one is not closed again, as for a real socket) and
+      forgets it. ``is_connected`` is "has an open socket", ``is_closed`` "has no socket"
+      (urllib3 2); there is no ``sock`` attribute, which urllib3 1.x takes as "not
+      dropped" (a socket the caller closed is replaced when the next request is sent).
+    * ``get_conn(t)`` is ``urlopen("GET", "/", preload_content=False, release_conn=False,
+      retries=False, pool_timeout=t)`` (the timeout given to ``make`` when ``t`` is None;
+      the socket timeout is the pool's own). The response holds the connection; the
+      checker gets the connection behind ``response.connection`` and the adapter keeps the
+      response. ``put_conn(c)`` is ``response.release_conn()``. ``put_conn(None)`` (the
+      caller found the connection broken and closed it) is ``response.close()`` (urllib3
+      closes the response's connection, whose socket the caller already closed) then
+      ``response.release_conn()``: what urllib3 itself does when reading a body fails. The
+      empty connection object goes back to the pool and reconnects on its next request.
+      ``close()`` is ``close()``.
+    * Errors: ``EmptyPoolError``/``ClosedPoolError`` come out of ``urlopen`` unchanged.
+      With ``retries=False`` urlopen re-raises an ``OSError`` from sending or reading (the
+      checker's ``ConnectFailed`` is one) as ``ProtocolError("Connection aborted.",
+      error)``; when ``error`` is the very object a fault point or factory call of this
+      adapter raised, the adapter raises that object instead (``from`` the
+      ``ProtocolError``), and nothing else. A ``BaseException`` (``Interrupted``) is not
+      caught by urlopen and comes out as it was raised.
+    * Differences from the ``urllib3`` adapter, left visible: urllib3's own cleanup runs
+      (a failed request closes its connection and ``_put_conn(None)``), so a failure at
+      send or read takes an idle connection out of the pool and closes it inside a
+      ``get_conn`` that fails; a connection the caller broke is not replaced by ``None``
+      but goes back as an empty connection object; ``timeout`` (the socket timeout) is
+      never passed, so bugs that need an invalid one (urllib3 PR #5062) are not reached.
+
 redis (redis-py ``BlockingConnectionPool``, or a class with its interface)
     * ``cls(max_connections=maxsize, timeout=timeout, connection_class=<fake>,
       poolcheck_factory=factory)``: the pool hands its ``**connection_kwargs`` to the
@@ -126,15 +169,16 @@ attribute into a per-thread value: during ``get_conn(timeout=t)`` the calling th
 ``t``, every other thread (and every call with ``timeout=None``) the pool's own value.
 Nothing else of the class changes.
 
-``put_conn(None)`` (redis, sqlalchemy, httpcore): the contract's "the connection I held
-broke; I closed it; give its slot back" does not say which connection, and these libraries
-need to know (the redis connection to release, the fairy to invalidate, the response to
-close). The adapter picks, among the connections checked out through it, one that is
-closed: first those the calling thread checked out, the most recent first. The checker
-always closes the connection just before ``put_conn(None)``, in the thread that got it, so
-this finds it whenever only one of them is closed; when the pool itself closed several the
-caller holds (redis's ``disconnect()``, httpcore's ``close()``), they are
-interchangeable: each goes back to the pool the same way.
+``put_conn(None)`` (redis, sqlalchemy, httpcore, urllib3-urlopen): the contract's "the
+connection I held broke; I closed it; give its slot back" does not say which connection,
+and these libraries need to know (the redis connection to release, the fairy to
+invalidate, the response to close or release). The adapter picks, among the connections
+checked out through it, one that is closed: first those the calling thread checked out,
+the most recent first. The checker always closes the connection just before
+``put_conn(None)``, in the thread that got it, so this finds it whenever only one of them
+is closed; when the pool itself closed several the caller holds (redis's
+``disconnect()``, httpcore's ``close()``), they are interchangeable: each goes back to
+the pool the same way.
 
 Two database pools follow (after the shared translations above, which they use too:
 ``put_conn(None)`` picks the closed connection the same way; dbutils reads one attribute
@@ -214,7 +258,10 @@ dbutils (DBUtils' ``PooledDB``, ``dbutils.pooled_db``)
 from __future__ import annotations
 
 import contextlib
+import http.client
+import importlib
 import inspect
+import io
 import os
 import threading
 import time
@@ -309,13 +356,13 @@ class _HeldConnection:
         return repr(self.conn)
 
 
-def _connection_class(base: Any, make: Callable[[], _HeldConnection]) -> type:
+def _connection_class(base: Any, make: Callable[[], object]) -> type:
     """A ConnectionCls whose construction, with any arguments, makes a checker connection.
 
     It subclasses the pool's own ConnectionCls when it can, so class attributes the pool
     may read (``default_port``...) are still there; ``__init__`` never runs, as ``__new__``
     returns an object of another class."""
-    def __new__(klass: type, *args: object, **kwargs: object) -> _HeldConnection:
+    def __new__(klass: type, *args: object, **kwargs: object) -> object:
         return make()
 
     namespace = {"__new__": __new__, "__doc__": "made by poolcheck's urllib3 adapter"}
@@ -380,6 +427,174 @@ class Urllib3Adapter:
     def put_conn(self, conn: Any) -> None:
         held = None if conn is None else self._held.get(id(conn))
         self.pool._put_conn(conn if held is None else held)
+
+    def close(self) -> None:
+        close = getattr(self.pool, "close", None)
+        if callable(close):
+            close()
+
+
+# -- urllib3's urlopen --------------------------------------------------------------------
+
+URLOPEN_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+class _ResponseSocket:
+    """What ``http.client.HTTPResponse`` reads an answer from: one empty 200."""
+
+    def makefile(self, mode: str, *args: object, **kwargs: object) -> io.BytesIO:
+        return io.BytesIO(URLOPEN_RESPONSE)
+
+
+class _UrlopenConnection:
+    """urllib3's ``HTTPConnection`` as ``urlopen`` uses it: a reusable object whose socket
+    is one of the checker's connections, opened when a request is sent and there is none
+    (as http.client's ``auto_open`` does after ``close()``), closed and forgotten by
+    ``close()``. The answer to every request is an empty 200 (keep-alive)."""
+
+    proxy = None  # urllib3 2 reads these on its error path
+    has_connected_to_proxy = False
+    auto_open = 1  # urllib3 1.x: a dropped connection is reused, not replaced
+    _http_vsn_str = "HTTP/1.1"
+
+    def __init__(self, adapter: UrlopenAdapter) -> None:
+        self._adapter = adapter
+        self.conn: Any = None  # the socket: a checker connection, or None
+        self.timeout: Any = None
+        self._request: tuple[str, str, dict[str, Any]] | None = None
+
+    @property
+    def is_closed(self) -> bool:  # urllib3 2: ``sock is None``
+        return self.conn is None
+
+    @property
+    def is_connected(self) -> bool:  # urllib3 2: a socket, and the peer has not hung up
+        return self.conn is not None and not getattr(self.conn, "closed", False)
+
+    def request(self, method: str, url: str, body: object = None, headers: object = None,
+                **options: Any) -> None:
+        if self.conn is None:
+            self.conn = self._adapter._connect()  # where the factory is called: connect
+        self._adapter._fault("send")
+        self._request = (method, url, options)
+
+    def request_chunked(self, method: str, url: str, body: object = None,
+                        headers: object = None) -> None:
+        self.request(method, url, body, headers)
+
+    def getresponse(self, *args: object, **kwargs: object) -> Any:
+        if self._request is None:
+            raise AdapterError("urlopen read a response with no request sent")
+        method, url, options = self._request
+        self._request = None
+        self._adapter._fault("read")
+        raw = http.client.HTTPResponse(_ResponseSocket(), method=method)  # type: ignore[arg-type]
+        raw.begin()
+        if not self._adapter.modern:  # urllib3 1.x wraps it itself (from_httplib)
+            return raw
+        return self._adapter._response(raw, method, url, options)
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None and not getattr(conn, "closed", False):
+            conn.close()  # as for a socket, closing a closed one does nothing
+
+    def __repr__(self) -> str:
+        return f"<urllib3 connection over {self.conn!r}>"
+
+
+class UrlopenAdapter:
+    """The native interface over urllib3's public request path: a checkout is a response
+    from ``urlopen`` held open (``preload_content=False, release_conn=False``)."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        self._factory = factory
+        self._timeout = timeout
+        self._raised: dict[int, BaseException] = {}  # what the fake connections raised
+        self._library = cls.__module__.split(".")[0]
+        make_request: Any = getattr(cls, "_make_request", None)
+        try:  # urllib3 2 (response_conn=): the connection builds urllib3's HTTPResponse
+            self.modern = "response_conn" in inspect.signature(make_request).parameters
+        except (TypeError, ValueError):
+            self.modern = True
+        hooks: dict[str, Any] = (
+            {"ConnectionCls": _connection_class(cls.ConnectionCls, self._new)}
+            if hasattr(cls, "ConnectionCls") else {"_new_conn": self._new})
+        self.pool = _construct_with(cls, hooks, HOST, PORT, maxsize=maxsize, block=block)
+        self._out = _CheckedOut()
+
+    def _new(self) -> _UrlopenConnection:
+        return _UrlopenConnection(self)
+
+    def _connect(self) -> Any:
+        try:
+            return self._factory()
+        except BaseException as exc:
+            self._raised[id(exc)] = exc
+            raise
+
+    def _fault(self, point: str) -> None:
+        fault = getattr(self._factory, "fault", None)
+        if fault is None:
+            return
+        try:
+            fault(point)
+        except BaseException as exc:
+            self._raised[id(exc)] = exc
+            raise
+
+    def _response(self, raw: http.client.HTTPResponse, method: str, url: str,
+                  options: dict[str, Any]) -> Any:
+        """urllib3 2's ``HTTPConnection.getresponse()``: urllib3's ``HTTPResponse`` around
+        the http.client response, given what this urllib3 version's constructor accepts."""
+        response_cls = getattr(self.pool, "ResponseCls", None) or importlib.import_module(
+            f"{self._library}.response").HTTPResponse  # what urllib3 2's connection imports
+        offered: dict[str, Any] = {
+            "body": raw, "headers": dict(raw.getheaders()), "status": raw.status,
+            "version": raw.version, "version_string": "HTTP/1.1", "reason": raw.reason,
+            "original_response": raw, "request_method": method, "request_url": url,
+            **{k: options[k] for k in ("preload_content", "decode_content",
+                                       "enforce_content_length") if k in options}}
+        try:
+            accepted = inspect.signature(response_cls).parameters
+        except (TypeError, ValueError):
+            return response_cls(**offered)
+        if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            return response_cls(**offered)
+        return response_cls(**{k: v for k, v in offered.items() if k in accepted})
+
+    def _injected(self, exc: BaseException) -> BaseException | None:
+        """What a fake connection raised, behind ``exc``: ``exc`` itself, or the error
+        urllib3's ``ProtocolError("Connection aborted.", error)`` wraps."""
+        if self._raised.pop(id(exc), None) is exc:
+            return exc
+        if _library_error(exc, self._library, "ProtocolError") and len(exc.args) == 2:
+            inner = exc.args[1]
+            if isinstance(inner, BaseException) and self._raised.pop(id(inner), None) is inner:
+                return inner
+        return None
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        try:
+            response = self.pool.urlopen(
+                "GET", "/", preload_content=False, release_conn=False, retries=False,
+                pool_timeout=self._timeout if timeout is None else timeout)
+        except BaseException as exc:
+            injected = self._injected(exc)
+            if injected is not None and injected is not exc:
+                raise injected from exc
+            raise
+        held = response.connection
+        conn = held.conn if isinstance(held, _UrlopenConnection) else held
+        self._out.add(conn, response)
+        return conn
+
+    def put_conn(self, conn: Any) -> None:
+        response = self._out.take(conn)
+        if conn is None:  # the caller found it broken and closed it: as urllib3 does
+            response.close()  # when reading a body fails: close, then release
+        response.release_conn()
 
     def close(self) -> None:
         close = getattr(self.pool, "close", None)
@@ -940,6 +1155,9 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
             _build_native),
     Adapter("urllib3", ("_get_conn", "_put_conn"), "close", BOTH, None, None,
             "(host, port, maxsize=, block=)", _urllib3_probe, Urllib3Adapter),
+    Adapter("urllib3-urlopen", ("urlopen", "_put_conn"), "close", BOTH, "urllib3",
+            "urllib3:HTTPConnectionPool", "(host, port, maxsize=, block=)", _urllib3_probe,
+            UrlopenAdapter),
     Adapter("redis", ("get_connection", "release", "disconnect"), "disconnect",
             BLOCKING_ONLY, "redis", "redis:BlockingConnectionPool",
             "(max_connections=, timeout=, connection_class=, **connection_kwargs)",

@@ -63,7 +63,7 @@ from poolcheck.run.parallel import LANES, MAX_OPS, OPS, Program, _Lane
 from poolcheck.run.shrink import shrink_greedily
 from poolcheck.settings import CONTROLLED_CONFIGURATIONS, Configuration
 
-SLOT_RUNS = 4  # runs of one small program under one strategy, per round of the check
+SLOT_RUNS = 2  # runs of one small program under one strategy in the check's first round
 BUDGET = 20_000  # switch points per run without virtual time passing: more is a livelock
 GET_TIMEOUT = 1.0  # block=True: a get waits this long (virtual seconds) before EmptyPoolError
 TRAIL_SHOWN = 40
@@ -451,14 +451,16 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
             seconds: float = 10.0, depth: int = 3, preemptions: int = 2,
             budget: int = BUDGET, get_timeout: float = GET_TIMEOUT,
             on_run: Callable[[ControlledRun], None] | None = None,
-            wanted: Callable[[ControlledRun], bool] | None = None) -> Exploration:
+            wanted: Callable[[ControlledRun], bool] | None = None,
+            search: _Bounded | None = None) -> Exploration:
     """Run ``program`` under ``strategy`` (random | pct | bounded) until a failure
     (``wanted`` says which count: by default any), ``runs`` runs or ``seconds`` have
-    passed; the bounded search also ends when it is complete. ``on_run`` sees every run
+    passed; the bounded search also ends when it is complete (``search``: go on with
+    that one where it stopped). ``on_run`` sees every run
     (the grader judges its facts again)."""
     start = time.monotonic()
     found = Exploration(strategy)
-    schedules = _Bounded(preemptions) if strategy == "bounded" else None
+    schedules = (search or _Bounded(preemptions)) if strategy == "bounded" else None
     steps_seen = 50
     rng = random.Random(seed)
     while found.runs < runs and time.monotonic() - start < seconds:
@@ -860,19 +862,25 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
         spare = min(20.0, shrink_deadline - time.monotonic() - 1.0)
         return minimize(run, seconds=spare) if spare > 0 else run
 
-    # breadth first: a few runs of every small program, configuration and strategy, then
-    # again with fresh seeds, for half the time; then the bounded searches; then Hypothesis
+    # breadth first, deepening: every small program, configuration and strategy gets a
+    # few runs, then twice as many in the next round (random walk and PCT with fresh
+    # seeds, each bounded search going on where it stopped), for two thirds of the time;
+    # then Hypothesis draws programs
     slots = [(c, p, strategy) for c in configs for p in SMALL_PROGRAMS
-             for strategy in ("random", "pct")]
-    until = start + seconds / 2
+             for strategy in ("random", "pct", "bounded")]
+    searches = {i: _Bounded(2) for i, slot in enumerate(slots) if slot[2] == "bounded"}
+    until = start + seconds * 2 / 3
     rounds = 0
-    while left and time.monotonic() < until:
-        for (maxsize, block), program, strategy in slots:
+    while left and time.monotonic() < until and slots:
+        for i, ((maxsize, block), program, strategy) in enumerate(slots):
             if not left or time.monotonic() >= until:
                 break
+            if i in searches and searches[i].pending is None:
+                continue  # that bounded search is complete
             found = explore(target, program, maxsize, block, strategy=strategy,
-                            seed=seed * 1_000_003 + rounds, runs=SLOT_RUNS,
-                            seconds=until - time.monotonic(), on_run=on_run, wanted=wants)
+                            seed=seed * 1_000_003 + rounds, runs=SLOT_RUNS << min(rounds, 6),
+                            seconds=until - time.monotonic(), on_run=on_run, wanted=wants,
+                            search=searches.get(i))
             out.runs += found.runs
             if found.failure is not None and found.failure.no_verdict:
                 out.stuck = found.failure
@@ -881,20 +889,6 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
             if found.failure is not None:
                 keep(shrunk(found.failure), found.failure)
         rounds += 1
-    share = (deadline - time.monotonic()) / max(1, 2 * len(configs) * len(SMALL_PROGRAMS))
-    for (maxsize, block), program in ((c, p) for c in configs for p in SMALL_PROGRAMS):
-        while left and time.monotonic() < deadline and share > 0:
-            found = explore(target, program, maxsize, block, strategy="bounded",
-                            runs=200, seconds=min(share, deadline - time.monotonic()),
-                            on_run=on_run, wanted=wants)
-            out.runs += found.runs
-            if found.failure is None:
-                break
-            if found.failure.no_verdict:
-                out.stuck = found.failure
-                out.seconds = time.monotonic() - start
-                return out
-            keep(shrunk(found.failure), found.failure)
     share = (deadline - time.monotonic()) / max(1, len(configs))
     for maxsize, block in configs:
         while left and time.monotonic() < deadline:

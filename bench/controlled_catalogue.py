@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 THREADS_ONLY = ["count_outside_lock", "peek_idle_outside_lock", "close_races_put",
                 "lost_wakeup", "semaphore_permit_not_conn", "close_wakes_nobody",
-                "wakeup_restarts_timeout"]
+                "wakeup_restarts_timeout", "interrupt_swallows_wakeup"]
 
 
 def main() -> int:

@@ -22,6 +22,9 @@ class Invariant(str, Enum):
     DEADLOCK_FREE = "deadlock-free"  # no call hangs
     ERRORS = "errors"  # nothing raised but the contract's errors and the factory's
     LINEARIZABLE = "linearizable"  # every concurrent history has a sequential explanation
+    # an exception delivered to a caller while it waits in get_conn loses no slot, leaks
+    # no connection, swallows no wake-up and leaves the pool usable (controlled runs only)
+    INTERRUPT_SAFE = "interrupt-safe"
 
     def __str__(self) -> str:
         return self.value

@@ -128,6 +128,10 @@ class Pool:
                     # Condition.wait overflows past TIMEOUT_MAX; the loop re-checks the deadline
                     self._cond.wait(None if deadline is None
                                     else min(deadline - now, threading.TIMEOUT_MAX))
+                except BaseException:  # interrupted (KeyboardInterrupt, a gevent Timeout):
+                    if self._waiting > 1:  # a notify() may have reached us; pass it on
+                        self._cond.notify()
+                    raise
                 finally:
                     self._waiting -= 1
         try:
@@ -135,8 +139,13 @@ class Pool:
         except BaseException:
             self._release_slot()
             raise
-        with self._lock:
-            self.num_connections += 1
+        try:
+            with self._lock:
+                self.num_connections += 1
+        except BaseException:  # interrupted while it waited for the lock: nobody gets conn
+            _close_quietly(conn)
+            self._release_slot()
+            raise
         return conn
 
     def put_conn(self, conn: Any) -> None:
@@ -169,7 +178,7 @@ class Pool:
             _close_quietly(conn)
 
     def _release_slot(self) -> None:
-        with self._lock:
+        with _uninterrupted(self._lock):  # else an interrupt here loses the slot for good
             self._live -= 1
             if self._waiting:
                 self._cond.notify()
@@ -321,6 +330,25 @@ class StreamingResponse:
             self._raw.close()
             _close_quietly(conn)
             self._pool.put_conn(None)
+
+
+@contextmanager
+def _uninterrupted(lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock`` for work that must be done: an exception that interrupts the wait for
+    it (KeyboardInterrupt: CPython's acquire is interruptible) is raised after the work."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            lock.acquire()
+            break
+        except BaseException as exc:
+            interrupted = exc
+    try:
+        yield
+    finally:
+        lock.release()
+    if interrupted is not None:
+        raise interrupted
 
 
 def _close_quietly(conn: Any) -> None:

@@ -89,11 +89,17 @@ class Pool:
                 waiter = _Waiter()
                 self._waiters.append(waiter)
         if waiter is not None:
-            waiter.served.wait(timeout)
-            with self._lock:
-                if not waiter.served.is_set():  # timed out, and nobody served it since
-                    self._waiters.remove(waiter)
-                    raise EmptyPoolError(f"no connection became free within {timeout} s")
+            try:
+                waiter.served.wait(timeout)
+                with self._lock:
+                    timed_out = not waiter.served.is_set()  # and nobody served it since
+                    if timed_out:
+                        self._waiters.remove(waiter)
+            except BaseException:  # interrupted while it waited: hand on what it was given
+                self._abandon(waiter)
+                raise
+            if timed_out:
+                raise EmptyPoolError(f"no connection became free within {timeout} s")
             if waiter.conn is not None:
                 return waiter.conn
             if not waiter.slot:
@@ -101,26 +107,56 @@ class Pool:
         try:
             return self._factory()
         except BaseException:
-            self.put_conn(None)  # the connect failed: its slot goes on
+            self._pass_on(None)  # the connect failed: its slot goes on
             raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        with self._lock:
+            served = waiter.served.is_set()
+            if not served and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if served and (waiter.conn is not None or waiter.slot):
+            self._pass_on(waiter.conn)  # the connection, or the slot, goes to the next
+
+    def _pass_on(self, conn: Any) -> None:
+        """put_conn that an interrupt cannot stop half-way: an exception that arrives while
+        it waits for the lock (CPython's acquire is interruptible) is raised afterwards."""
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self._lock.acquire()
+                break
+            except BaseException as exc:
+                interrupted = exc
+        try:
+            extra = self._put_locked(conn)
+        finally:
+            self._lock.release()
+        _close_quietly(extra)
+        if interrupted is not None:
+            raise interrupted
 
     def put_conn(self, conn: Any) -> None:
         with self._lock:
-            if not self._closed and self._waiters:
-                waiter = self._waiters.popleft()
-                if conn is None:
-                    waiter.slot = True  # the slot passes on, still counted
-                else:
-                    waiter.conn = conn
-                waiter.served.set()
-                return
-            if conn is not None and not self._closed and len(self._idle) < self.maxsize:
-                self._idle.append(conn)
-                return
-            self._live -= 1
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
+            extra = self._put_locked(conn)
+        _close_quietly(extra)
+
+    def _put_locked(self, conn: Any) -> Any:
+        """Hand ``conn`` (None: its slot) to the oldest waiter, else keep it idle; returns
+        what is to be closed, outside the lock."""
+        if not self._closed and self._waiters:
+            waiter = self._waiters.popleft()
+            if conn is None:
+                waiter.slot = True  # the slot passes on, still counted
+            else:
+                waiter.conn = conn
+            waiter.served.set()
+            return None
+        if conn is not None and not self._closed and len(self._idle) < self.maxsize:
+            self._idle.append(conn)
+            return None
+        self._live -= 1
+        return conn
 
     def close(self) -> None:
         with self._lock:
@@ -131,5 +167,10 @@ class Pool:
             for waiter in waiters:
                 waiter.served.set()  # with nothing: it raises ClosedPoolError
         for conn in idle:
-            with suppress(Exception):
-                conn.close()
+            _close_quietly(conn)
+
+
+def _close_quietly(conn: Any) -> None:
+    if conn is not None:
+        with suppress(Exception):
+            conn.close()

@@ -20,7 +20,7 @@ from poolcheck.model import Invariant
 from poolcheck.observe.facts import RoundResult
 from poolcheck.observe.history import EVICTIONS, Event, History
 from poolcheck.observe.history import Pool as HistoryPool
-from poolcheck.observe.recording import CallRecord, Log
+from poolcheck.observe.recording import WAIT_INTERRUPTED, CallRecord, Log
 from poolcheck.settings import EARLY_SLACK, GRACE, LATE_SLACK, LINEARIZE_BUDGET
 
 NEVER = float("inf")
@@ -347,8 +347,11 @@ def history_of(r: RoundResult) -> History | None:
 def history_of_log(log: Log, maxsize: int, block: bool) -> History | None:
     events = list(_evictions(log))
     for c in log.calls:
-        if c.op == "use":
-            continue
+        if c.op == "use" or (c.op == "get" and c.outcome == WAIT_INTERRUPTED
+                             and not c.connected):
+            continue  # interrupted while it waited, before it connected: no effect
+        # (one interrupted after it called the factory held a slot for a while: as a get
+        # whose factory raised, the slot taken and given back within its interval)
         if c.error is not None:
             return None
         events.append(Event(
@@ -424,4 +427,16 @@ def judge_order(r: RoundResult) -> list[Finding]:
     log.closed = {k: v * _TICK for k, v in log.closed.items()}
     log.close_times = {k: [(t * _TICK, b) for t, b in v] for k, v in log.close_times.items()}
     timeless = replace(r, log=log)
-    return [f for j in ORDER_JUDGES for f in j(timeless)] + judge_linearizable(r)
+    found = [f for j in ORDER_JUDGES for f in j(timeless)] + judge_linearizable(r)
+    interrupted = interrupted_by(r.log)
+    if found and interrupted:  # the run an interrupt took part in broke it
+        return [replace(f, invariant=Invariant.INTERRUPT_SAFE,
+                        message=f"after {interrupted}: {f.message}") for f in found[:1]]
+    return found
+
+
+def interrupted_by(log: Log) -> str:
+    """Which get_conn calls a controlled run interrupted while they waited ("" if none)."""
+    calls = [c for c in log.calls if c.op == "get" and c.outcome == WAIT_INTERRUPTED]
+    return " and ".join(f"{who(c.thread)}'s get_conn was interrupted while it waited"
+                        for c in calls)

@@ -35,6 +35,7 @@ class CallRecord:
     outcome: str = "pending"  # ok | EmptyPoolError | ClosedPoolError | what the factory raised
     kept: bool | None = None  # put: the connection was still open when put_conn returned
     error: str | None = None  # an exception the contract does not allow, with its traceback
+    connected: bool = False  # get: its thread called the connection factory during it
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.log = Log(last_event=time.monotonic())
+        self._doing: dict[int, CallRecord] = {}  # by thread ident: its call under way
 
     def begin(self, thread: int, op: str, conn: int | None = None,
               timeout: float | None = None) -> CallRecord:
@@ -64,6 +66,7 @@ class Recorder:
             now = self.log.last_event = time.monotonic()
             record = CallRecord(thread, op, conn, timeout, call=now)
             self.log.calls.append(record)
+            self._doing[threading.get_ident()] = record
             return record
 
     def end(self, record: CallRecord, outcome: str, conn: int | None = None,
@@ -76,6 +79,13 @@ class Recorder:
             if kept is not None:
                 record.kept = kept
             record.error = error
+
+    def connecting(self) -> None:
+        """The factory was called: by the thread of the call it marks, whatever follows."""
+        with self.lock:
+            record = self._doing.get(threading.get_ident())
+            if record is not None and record.ret is None:
+                record.connected = True
 
     def created(self, ident: int) -> None:
         with self.lock:
@@ -152,6 +162,8 @@ class RecordingFactory:
     def __call__(self) -> RecordingConnection:
         if self._jitter is not None and self._jitter.random() < 0.5:
             time.sleep(0)  # widen the window between "decided to connect" and "connected"
+        if self._recorder is not None:
+            self._recorder.connecting()
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
@@ -168,6 +180,8 @@ class RecordingFactory:
         """A place other than this factory's call where making a connection can fail (an
         adapter's: constructing a library's connection object, before it connects): an
         armed failure is raised at the first such place reached, or by the call."""
+        if self._recorder is not None:
+            self._recorder.connecting()
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
@@ -184,6 +198,15 @@ class RecordingFactory:
     def open_connections(self) -> list[RecordingConnection]:
         with self._lock:
             return [c for c in self.created if not c.closed]
+
+
+class WaitInterrupted(BaseException):
+    """What a controlled run delivers to a caller blocked in get_conn (a stand-in for a
+    KeyboardInterrupt or a gevent Timeout): a BaseException, so ``except Exception``
+    lets it pass, as the real ones do."""
+
+
+WAIT_INTERRUPTED = WaitInterrupted.__name__  # the outcome of a get_conn it interrupted
 
 
 def contract_error(exc: BaseException, factory: RecordingFactory) -> str | None:

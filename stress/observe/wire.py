@@ -34,7 +34,7 @@ def facts_json(r: RoundResult) -> dict[str, Any]:
                 "close_times": [[k, [[t, by] for t, by in v]]
                                 for k, v in log.close_times.items()],
                 "calls": [[c.thread, c.op, c.conn, c.timeout, c.call, c.ret, c.outcome,
-                           c.kept, c.error] for c in log.calls],
+                           c.kept, c.error, c.connected] for c in log.calls],
                 "last_event": log.last_event},
         "last_ops": [[k, v] for k, v in r.last_ops.items()],
         "stall": None if r.stall is None else [
@@ -90,12 +90,13 @@ def _close(value: object) -> tuple[float, bool]:
 
 
 def _call(value: object) -> CallRecord:
-    thread, op, conn, timeout, call, ret, outcome, kept, error = _list(value, "a call", 9)
+    thread, op, conn, timeout, call, ret, outcome, kept, error, connected = _list(
+        value, "a call", 10)
     if op not in OPS:
         raise BadFacts(f"unknown operation {op!r}")
     return CallRecord(as_int(thread), op, optional(as_int, conn), optional(as_time, timeout),
                       as_time(call), optional(as_time, ret), _text(outcome),
-                      optional(as_bool, kept), optional(_text, error))
+                      optional(as_bool, kept), optional(_text, error), as_bool(connected))
 
 
 def _list(value: object, what: str, length: int | None = None) -> list[Any]:

@@ -201,6 +201,14 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
                 "does not allow, or changed the factory's.", "get_conn raises "
                 "ClosedPoolError, EmptyPoolError (block=True only) or exactly what the "
                 "factory raised; put_conn and close raise nothing.")
+    if inv == Invariant.INTERRUPT_SAFE:
+        return ("an exception while waiting", "A caller waiting in get_conn was interrupted "
+                "(KeyboardInterrupt, a gevent or eventlet Timeout): afterwards the pool had "
+                "lost a slot, leaked a connection, or left another waiter asleep although "
+                "a wake-up had been sent to the interrupted one.", "Undo in `except "
+                "BaseException:`/`finally:` whatever the interrupted call had reserved, and "
+                "pass on a wake-up it may have received (notify another waiter before "
+                "re-raising): threading.Condition does not do it for you.")
     if inv == Invariant.LINEARIZABLE and race:
         return ("an outcome no sequential order explains", "The threads got results that "
                 "no one-at-a-time order of their calls could give: a decision was made on "

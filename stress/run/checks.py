@@ -44,6 +44,7 @@ STRESS_INVARIANTS = [*SEQUENTIAL_INVARIANTS, Invariant.WAKEUP, Invariant.LINEARI
 CONTROLLED_INVARIANTS = [
     Invariant.DEADLOCK_FREE, Invariant.ERRORS, Invariant.BOUND, Invariant.EXCLUSIVE,
     Invariant.NO_LEAK, Invariant.CAPACITY, Invariant.CLOSED, Invariant.LINEARIZABLE,
+    Invariant.INTERRUPT_SAFE,
 ]
 
 

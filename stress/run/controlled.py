@@ -26,6 +26,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 import traceback
 import zlib
@@ -40,13 +41,18 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from poolcheck.errors import LoadError, TokenError
 from poolcheck.judge import linearize
-from poolcheck.judge.judges import Finding, history_of_log, judge_order
+from poolcheck.judge.judges import Finding, history_of_log, interrupted_by, judge_order
 from poolcheck.judge.linearize_report import format_report
 from poolcheck.load.targets import Target, load
 from poolcheck.model import Invariant
 from poolcheck.observe.facts import RoundResult, RoundSpec
 from poolcheck.observe.history import History
-from poolcheck.observe.recording import CallRecord, Recorder, RecordingFactory
+from poolcheck.observe.recording import (
+    CallRecord,
+    Recorder,
+    RecordingFactory,
+    WaitInterrupted,
+)
 from poolcheck.run import coop
 from poolcheck.run.coop import (
     ABORTED,
@@ -59,7 +65,8 @@ from poolcheck.run.coop import (
     substituted,
 )
 from poolcheck.run.engine import pool_files, settle_kept
-from poolcheck.run.parallel import LANES, MAX_OPS, OPS, Program, _Lane
+from poolcheck.run.parallel import LANES, MAX_OPS, OPS, Program
+from poolcheck.run.parallel import _Lane as _ParallelLane
 from poolcheck.run.shrink import shrink_greedily
 from poolcheck.settings import CONTROLLED_CONFIGURATIONS, Configuration
 
@@ -71,11 +78,14 @@ TOKEN_PREFIX = "pc1."
 # the parallel programs' operations, and "wait": get_conn(timeout=None), which real threads
 # cannot afford (a lost wake-up would hang them) and a controlled run turns into an exact
 # deadlock (see _deadlock)
-CONTROLLED_OPS = (*OPS, "wait")
+CONTROLLED_OPS = (*OPS, "wait", "interrupt")
 
 
-def programs() -> st.SearchStrategy[Program]:
-    step = st.tuples(st.integers(0, LANES), st.sampled_from(CONTROLLED_OPS))
+def programs(interrupts: bool = False) -> st.SearchStrategy[Program]:
+    """Programs of the controlled operations; "interrupt" only if ``interrupts``."""
+    ops = CONTROLLED_OPS if interrupts else tuple(o for o in CONTROLLED_OPS if o != "interrupt")
+    # get and put twice as likely: most races need two of each
+    step = st.tuples(st.integers(0, LANES), st.sampled_from(("get", "put", *ops)))
     return st.lists(step, min_size=1, max_size=MAX_OPS).map(Program.of)
 EXIT_REPRODUCED, EXIT_NOT_REPRODUCED, EXIT_BAD_TOKEN = 1, 0, 2
 
@@ -117,7 +127,10 @@ class PCT:
             self.lowered += 1
             if current is not None:
                 self.priority[current] = -float(self.lowered)
-        ready = [i for i, o in enumerate(options) if not o.timed]
+        interrupts = [i for i, o in enumerate(options) if o.interrupt]
+        if interrupts and self.rng.random() < 0.5:  # priorities say nothing about these
+            return self.rng.choice(interrupts)
+        ready = [i for i, o in enumerate(options) if not o.timed and not o.interrupt]
         if ready:
             return max(ready, key=lambda i: self.priority[options[i].thread])
         return min(range(len(options)), key=lambda i: options[i].deadline or 0.0)
@@ -180,6 +193,7 @@ class _StepRecorder(Recorder):
         with self.lock:
             record = CallRecord(thread, op, conn, timeout, call=self._tick())
             self.log.calls.append(record)
+            self._doing[threading.get_ident()] = record
             self.ops[thread] = op + (f"(#{conn})" if conn is not None else "()")
             return record
 
@@ -321,6 +335,9 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
         run.kind, run.message = sched.outcome
         if run.kind == "deadlock":
             run.kind, run.message = _deadlock(log.calls, maxsize, block, run.message)
+        interrupted = interrupted_by(log)
+        if interrupted and run.kind is not None and run.kind not in NO_VERDICT:
+            run.kind, run.message = "interrupt-safe", f"after {interrupted}: {run.message}"
     elif sched.crashes:
         thread, exc = sched.crashes[0]
         where = {0: "building the pool", PROBE: "the final probe"}.get(thread, "the run")
@@ -350,6 +367,28 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
 
 
 PROBE = -1  # the checker's probe: its calls are recorded as thread -1's
+
+
+class _Lane(_ParallelLane):
+    """A lane of a controlled program. After an "interrupt" operation, its next get_conn
+    may be interrupted (``WaitInterrupted``) at any wait inside it, woken or not: where
+    CPython raises a signal handler's exception in a blocked thread, and where gevent and
+    eventlet raise their Timeout. The exception counts as the factory's (it may come
+    through get_conn), and a get it ended changed nothing, if the pool is interrupt-safe."""
+
+    def _get(self, timeout: float | None) -> None:
+        if not self.interrupt_next:
+            super()._get(timeout)
+            return
+        self.interrupt_next = False
+        exc = WaitInterrupted(f"thread {self.index} interrupted while it waited in get_conn "
+                              "(delivered by poolcheck)")
+        self.factory.raised.append(exc)
+        coop.arm_interrupt(exc)
+        try:
+            super()._get(timeout)
+        finally:
+            coop.arm_interrupt(None)
 
 
 def _deadlock(calls: list[CallRecord], maxsize: int, block: bool,
@@ -409,6 +448,32 @@ def _probe(probe: _Lane, facts: RoundResult, factory: RecordingFactory,
             f" #{last.conn}" if last.conn else "")
         probe._return_all(1.0)
     facts.left_open = sorted(c.id for c in factory.open_connections())
+
+
+def _without_interrupts(program: Program) -> Program:
+    """The program without its interrupts and the calls they would interrupt (an
+    interrupted call should have had no effect): what the pool does without them."""
+    def lane(ops: tuple[str, ...]) -> tuple[str, ...]:
+        kept: list[str] = []
+        skip = False
+        for op in ops:
+            if op == "interrupt":
+                skip = True
+            elif skip and op in ("get", "wait"):
+                skip = False  # the call it would interrupt
+            else:
+                kept.append(op)
+        return tuple(kept)
+
+    return Program(lane(program.prefix),
+                   tuple(b for b in map(lane, program.branches) if b))
+
+
+def _passes(target: Target, program: Program, maxsize: int, block: bool) -> bool:
+    """Does ``program`` pass a random walk and a 2-preemption bounded search (200 runs
+    each)? For an interrupted run's program without its interrupts."""
+    return all(explore(target, program, maxsize, block, strategy=strategy, seed=7, runs=200,
+                       seconds=60.0).failure is None for strategy in ("random", "bounded"))
 
 
 @functools.lru_cache(maxsize=16)
@@ -531,8 +596,8 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
                       examples: int = 200, seconds: float = 20.0,
                       shrink_seconds: float = 20.0,
                       on_run: Callable[[ControlledRun], None] | None = None,
-                      wanted: Callable[[ControlledRun], bool] | None = None
-                      ) -> ControlledRun | None:
+                      wanted: Callable[[ControlledRun], bool] | None = None,
+                      interrupts: bool = False) -> ControlledRun | None:
     """Hypothesis draws the program and the schedule; the smallest failure seen is returned,
     its preemptions then minimized (``minimize``).
 
@@ -553,7 +618,7 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
 
     @hypothesis_seed(seed)
     @config
-    @given(programs(), st.lists(st.integers(0, LANES), max_size=50),
+    @given(programs(interrupts), st.lists(st.integers(0, LANES), max_size=50),
            st.integers(0, 2**32 - 1))
     def test(program: Program, choices: list[int], walk: int) -> None:
         if stuck or (not failed_at and time.monotonic() > until):
@@ -695,7 +760,7 @@ _KINDS = {"deadlock": Invariant.DEADLOCK_FREE, "livelock": Invariant.DEADLOCK_FR
 # what a controlled run can show: one check for each
 CONTROLLED_INVARIANTS = [Invariant.DEADLOCK_FREE, Invariant.ERRORS, Invariant.BOUND,
                          Invariant.EXCLUSIVE, Invariant.NO_LEAK, Invariant.CAPACITY,
-                         Invariant.CLOSED, Invariant.LINEARIZABLE]
+                         Invariant.CLOSED, Invariant.LINEARIZABLE, Invariant.INTERRUPT_SAFE]
 INVARIANTS = frozenset(CONTROLLED_INVARIANTS)
 # the scheduler could not drive the pool: a real lock or socket blocked (hung), a thread the
 # pool started used a primitive (unmanaged), the program ran past every budget (undecided)
@@ -818,6 +883,12 @@ SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypo
     Program((), (("get", "put"), ("get", "put"), ("close",))),
     Program(("get", "get"), (("put",), ("put",), ("get",), ("get",))),  # two returns, two waiters
 ]
+INTERRUPT_PROGRAMS = [  # when interrupt-safe is asked for: a waiter interrupted ...
+    Program(("get",), (("put",), ("interrupt", "wait"), ("wait",))),  # ... after its wake-up
+    Program(("get",), (("discard",), ("interrupt", "wait"), ("wait",))),  # ... a freed slot's
+    Program(("get",), (("interrupt", "wait"), ("put",))),  # ... and the pool after it
+    Program((), (("interrupt", "get"), ("get",), ("close",))),
+]
 
 
 @dataclass
@@ -849,14 +920,30 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
     out = CheckOutcome({}, 0, 0.0)
     left = set(wanted)
 
+    caused: dict[Program, bool] = {}
+
+    def counts_for(run: ControlledRun) -> set[Invariant]:
+        """What a run counts for: an interrupted run's failure counts for interrupt-safe
+        only if its program fails nowhere without the interrupts (else the bug does not
+        need them: it is reported, under its own name, by the other checks)."""
+        found = invariants_of(run)
+        if Invariant.INTERRUPT_SAFE in found and run.program != _without_interrupts(run.program):
+            plain = _without_interrupts(run.program)
+            if plain not in caused:
+                caused[plain] = _passes(target, plain, run.maxsize, run.block)
+            if not caused[plain]:
+                found = found - {Invariant.INTERRUPT_SAFE}
+        return found
+
     def wants(run: ControlledRun) -> bool:
-        return bool(invariants_of(run) & left)
+        return bool(invariants_of(run) & left) and bool(counts_for(run) & left)
 
     def keep(found: ControlledRun, original: ControlledRun) -> None:
         for run in (found, original):
-            for invariant in invariants_of(run) & left:
+            counted = counts_for(run)
+            for invariant in counted & left:
                 out.failures[invariant] = run
-            left.difference_update(invariants_of(run))
+            left.difference_update(counted)
 
     def shrunk(run: ControlledRun) -> ControlledRun:
         spare = min(20.0, shrink_deadline - time.monotonic() - 1.0)
@@ -866,8 +953,13 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
     # few runs, then twice as many in the next round (random walk and PCT with fresh
     # seeds, each bounded search going on where it stopped), for two thirds of the time;
     # then Hypothesis draws programs
-    slots = [(c, p, strategy) for c in configs for p in SMALL_PROGRAMS
-             for strategy in ("random", "pct", "bounded")]
+    # only a run with an interrupt can break interrupt-safe (whatever it breaks is named
+    # so): those programs come after the others, which name a bug without interrupts first
+    small = ((SMALL_PROGRAMS if left - {Invariant.INTERRUPT_SAFE} else [])
+             + (INTERRUPT_PROGRAMS if Invariant.INTERRUPT_SAFE in left else []))
+    slots = [(c, p, strategy) for c in configs for p in small
+             for strategy in ("random", "pct", "bounded")
+             if c[1] or p not in INTERRUPT_PROGRAMS]  # their waiters need a blocking pool
     searches = {i: _Bounded(2) for i, slot in enumerate(slots) if slot[2] == "bounded"}
     until = start + seconds * 2 / 3
     rounds = 0
@@ -896,7 +988,8 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
             shrink = max(0.1, min(spare, (shrink_deadline - time.monotonic()) / 2))
             best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
                                      seconds=spare, shrink_seconds=shrink, on_run=on_run,
-                                     wanted=wants)
+                                     wanted=wants,
+                                     interrupts=Invariant.INTERRUPT_SAFE in wanted)
             if best is None:
                 break
             if best.no_verdict:

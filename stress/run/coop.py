@@ -60,11 +60,13 @@ ABORTED = Abort.__name__  # the outcome recorded for a call cut short when a run
 
 
 class Option(NamedTuple):
-    """One choice at a switch point: run ``thread`` (waking it by timeout if ``timed``)."""
+    """One choice at a switch point: run ``thread`` (waking it by timeout if ``timed``;
+    raising its armed exception where it waits if ``interrupt``)."""
 
     thread: int
     timed: bool
     deadline: float | None
+    interrupt: bool = False
 
 
 class Chooser(Protocol):
@@ -96,6 +98,11 @@ class Managed:
     deadline: float | None = None
     what: str = ""
     ident: int | None = None
+    # an exception it may be interrupted with while it waits (arm_interrupt), and whether
+    # the scheduler chose to deliver it: at most once per arming
+    armed: BaseException | None = None
+    deliver: bool = False
+    shielded: bool = False  # in a wait no interrupt is delivered in (see Condition.wait)
 
 
 _local = threading.local()
@@ -237,6 +244,10 @@ class Scheduler:
         if nxt is not m:
             self._hand(m, nxt)
         m.state, m.pred, m.deadline = "ready", None, None
+        if m.deliver:
+            exc, m.armed, m.deliver = m.armed, None, False
+            assert exc is not None
+            raise exc  # where it waits, as a signal's exception or a gevent Timeout would be
         return pred()
 
     def _finish(self, m: Managed) -> None:
@@ -320,6 +331,13 @@ class Scheduler:
                 options.append((t, Option(t.index, False, None)))
             elif t.state == "blocked" and t.deadline is not None:
                 options.append((t, Option(t.index, True, t.deadline)))
+        # a waiter armed to be interrupted may be once it is woken, before it runs (the
+        # wake-up it received is at stake), or when nothing else can happen (it would wait
+        # for ever): last, so that option 0 stays "the current goes on"
+        stuck = not options
+        options += [(t, Option(t.index, False, None, True)) for t in order
+                    if t.state == "blocked" and t.armed is not None and not t.shielded
+                    and (stuck or self._enabled(t))]
         if not options:
             return None
         k = 0
@@ -333,6 +351,8 @@ class Scheduler:
         chosen, option = options[k]
         if option.timed and option.deadline is not None:
             self.advance(option.deadline)
+        if option.interrupt:
+            chosen.deliver = True
         return chosen
 
     def _stop(self, kind: str, message: str) -> None:
@@ -366,6 +386,26 @@ class Scheduler:
 
 
 # -- the cooperative primitives -------------------------------------------------------------
+
+
+def arm_interrupt(exc: BaseException | None) -> None:
+    """Let the scheduler deliver ``exc`` to the calling managed thread at one of its next
+    waits (None: no more); outside a controlled run, nothing happens."""
+    m = _me()
+    if m is not None:
+        m.armed, m.deliver = exc, False
+
+
+@contextmanager
+def _shielded(m: Managed | None) -> Iterator[None]:
+    if m is None:
+        yield
+        return
+    m.shielded = True
+    try:
+        yield
+    finally:
+        m.shielded = False
 
 
 def _made_in() -> Scheduler | None:
@@ -575,7 +615,11 @@ class Condition:
             notified = _wait(m, self._owner_run, lambda: waiter.notified, timeout,
                              "Condition.wait")
         finally:
-            self._acquire_restore(saved)
+            # not interrupted while it takes the lock back: an exception there would leave
+            # the caller's `with` releasing a lock it does not hold (CPython's own wart,
+            # which no pool can guard against)
+            with _shielded(m):
+                self._acquire_restore(saved)
             if waiter in self._waiters:  # timed out, and no notify reached it meanwhile
                 self._waiters.remove(waiter)
         return notified

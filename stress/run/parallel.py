@@ -95,6 +95,7 @@ class _Lane(_Worker):
     """One thread of a program: the engine's recorded calls, driven by a list of ops."""
 
     can_close = True
+    interrupt_next = False  # the next get_conn may be interrupted while it waits
 
     def play(self, ops: tuple[str, ...], timeout: float | None,
              start: threading.Barrier | None, files: frozenset[str]) -> None:
@@ -117,6 +118,8 @@ class _Lane(_Worker):
             self._get(timeout)
         elif op == "wait":  # controlled programs only: get_conn(timeout=None)
             self._get(None)
+        elif op == "interrupt":  # controlled programs only: see controlled._Lane
+            self.interrupt_next = True
         elif op == "fail":
             self._fault(ConnectFailed)
         elif op == "close":

@@ -1,5 +1,6 @@
 """A small, thread-safe HTTP connection pool on ``http.client``."""
 
+from poolcheck.pool.async_pool import AsyncPool
 from poolcheck.pool.pool import (
     ClosedPoolError,
     EmptyPoolError,
@@ -11,6 +12,7 @@ from poolcheck.pool.pool import (
 )
 
 __all__ = [
+    "AsyncPool",
     "ClosedPoolError",
     "EmptyPoolError",
     "HostMismatchError",

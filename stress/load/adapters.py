@@ -298,6 +298,7 @@ class Adapter:
     call: str  # how make() calls the class, for error messages
     probe: Callable[[inspect.Signature], object]  # binds make()'s call, or raises TypeError
     build: Callable[[type, int, bool, float | None, Factory], Any]
+    asynchronous: bool = False  # get_conn is a coroutine function: driven on an event loop
 
     def has_close(self, cls: type) -> bool:
         return self.close is not None and callable(getattr(cls, self.close, None))
@@ -1153,6 +1154,11 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
     Adapter("native", ("get_conn", "put_conn"), "close", BOTH, None, None,
             "(host, port, *, maxsize, block, timeout, connection_factory)", _native_probe,
             _build_native),
+    # the native interface with ``async def get_conn`` (CONTRACT section 1): the same
+    # constructor, given a coroutine function as connection_factory
+    Adapter("asyncio", ("get_conn", "put_conn"), "close", BOTH, None, None,
+            "(host, port, *, maxsize, block, timeout, connection_factory)", _native_probe,
+            _build_native, asynchronous=True),
     Adapter("urllib3", ("_get_conn", "_put_conn"), "close", BOTH, None, None,
             "(host, port, maxsize=, block=)", _urllib3_probe, Urllib3Adapter),
     Adapter("urllib3-urlopen", ("urlopen", "_put_conn"), "close", BOTH, "urllib3",
@@ -1189,5 +1195,8 @@ def detect(cls: type) -> str | None:
     """The adapter ``--adapter auto`` picks for the class, or None."""
     for name in AUTO:
         if not missing_methods(ADAPTERS[name], cls):
+            if name == "native" and inspect.iscoroutinefunction(
+                    getattr(cls, "get_conn", None)):
+                return "asyncio"
             return name
     return None

@@ -13,6 +13,7 @@ from typing import Any
 
 from poolcheck.errors import LoadError
 from poolcheck.load import adapters
+from poolcheck.load.asyncio_facade import AsyncFacade
 
 DEFAULT_TARGET = "poolcheck.pool:Pool"
 REQUIRED = ("get_conn", "put_conn")
@@ -43,14 +44,26 @@ class Target:
         return f"{self.spec} --adapter {self.adapter}"
 
     @property
+    def asynchronous(self) -> bool:
+        """An asyncio pool: driven on an event loop (``poolcheck.run.aio``)."""
+        return adapters.ADAPTERS[self.adapter].asynchronous
+
+    @property
     def modes(self) -> frozenset[bool]:
         """The values of ``block`` the pool can be checked in (redis: only True)."""
         return adapters.ADAPTERS[self.adapter].modes
 
-    def make(self, maxsize: int, block: bool, timeout: float | None, factory: Any) -> Any:
-        """A pool with the native interface whose connections come from ``factory``."""
-        return adapters.ADAPTERS[self.adapter].build(self.cls, maxsize, block, timeout,
-                                                     factory)
+    def make(self, maxsize: int, block: bool, timeout: float | None, factory: Any,
+             *, on_loop: bool = False) -> Any:
+        """A pool with the native interface whose connections come from ``factory``. An
+        asyncio pool comes behind a blocking facade, unless ``on_loop`` (the caller runs
+        the event loop and hands a coroutine function as ``factory``)."""
+        adapter = adapters.ADAPTERS[self.adapter]
+        if adapter.asynchronous and not on_loop:
+            return AsyncFacade.build(
+                lambda connect: adapter.build(self.cls, maxsize, block, timeout, connect),
+                factory)
+        return adapter.build(self.cls, maxsize, block, timeout, factory)
 
 
 def load(spec: str | None, adapter: str = "auto") -> Target:

@@ -11,6 +11,7 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -58,7 +59,8 @@ class Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.log = Log(last_event=time.monotonic())
-        self._doing: dict[int, CallRecord] = {}  # by thread ident: its call under way
+        self._doing: dict[int, CallRecord] = {}  # by caller: its call under way
+        self.who: Callable[[], int] = threading.get_ident  # the caller (an event loop's: its task)
 
     def begin(self, thread: int, op: str, conn: int | None = None,
               timeout: float | None = None) -> CallRecord:
@@ -66,7 +68,7 @@ class Recorder:
             now = self.log.last_event = time.monotonic()
             record = CallRecord(thread, op, conn, timeout, call=now)
             self.log.calls.append(record)
-            self._doing[threading.get_ident()] = record
+            self._doing[self.who()] = record
             return record
 
     def end(self, record: CallRecord, outcome: str, conn: int | None = None,
@@ -83,7 +85,7 @@ class Recorder:
     def connecting(self) -> None:
         """The factory was called: by the thread of the call it marks, whatever follows."""
         with self.lock:
-            record = self._doing.get(threading.get_ident())
+            record = self._doing.get(self.who())
             if record is not None and record.ret is None:
                 record.connected = True
 

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import sys
-import threading
 import time
 import traceback
 import zlib
@@ -193,7 +192,7 @@ class _StepRecorder(Recorder):
         with self.lock:
             record = CallRecord(thread, op, conn, timeout, call=self._tick())
             self.log.calls.append(record)
-            self._doing[threading.get_ident()] = record
+            self._doing[self.who()] = record
             self.ops[thread] = op + (f"(#{conn})" if conn is not None else "()")
             return record
 
@@ -277,8 +276,13 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
     ``block``, every get_conn waits ``get_timeout`` virtual seconds at most. Then the
     checker's probe (thread -1, alone) returns what is still held, asks a blocking pool
     for ``maxsize`` connections, closes the pool and counts what is left open; every
-    invariant the order of events can show is judged (``judges.judge_order``).
+    invariant the order of events can show is judged (``judges.judge_order``). An asyncio
+    pool's run is the event loop's (``poolcheck.run.aio``).
     """
+    if target.asynchronous:
+        from poolcheck.run import aio  # it builds on this module
+
+        return aio.run_async(target, program, maxsize, block, chooser, budget, get_timeout)
     recorder = _StepRecorder()
     factory = RecordingFactory(recorder)
     files = pool_files(target.cls)
@@ -331,15 +335,25 @@ def run_controlled(target: Target, program: Program, maxsize: int, block: bool,
                         [k for _, k, _ in sched.decisions], list(sched.decisions),
                         list(sched.trail), sched.steps, sched.now - CLOCK_START, get_timeout,
                         history, budget=budget, diverged=getattr(chooser, "diverged", False))
-    if sched.outcome is not None:
-        run.kind, run.message = sched.outcome
+    return give_verdict(run, sched.outcome, sched.crashes, facts)
+
+
+def give_verdict(run: ControlledRun, outcome: tuple[str, str] | None,
+                 crashes: Sequence[tuple[int, BaseException]],
+                 facts: RoundResult) -> ControlledRun:
+    """The run's kind and message: the scheduler's outcome (a deadlock, a livelock, ...),
+    else a crash, else what the judges find in the facts (``judge_order``)."""
+    log = facts.log
+    maxsize, block = facts.spec.maxsize, facts.spec.block
+    if outcome is not None:
+        run.kind, run.message = outcome
         if run.kind == "deadlock":
             run.kind, run.message = _deadlock(log.calls, maxsize, block, run.message)
         interrupted = interrupted_by(log)
         if interrupted and run.kind is not None and run.kind not in NO_VERDICT:
             run.kind, run.message = "interrupt-safe", f"after {interrupted}: {run.message}"
-    elif sched.crashes:
-        thread, exc = sched.crashes[0]
+    elif crashes:
+        thread, exc = crashes[0]
         where = {0: "building the pool", PROBE: "the final probe"}.get(thread, "the run")
         if scheduler_fault(exc):
             run.kind = "internal"

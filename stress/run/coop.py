@@ -989,12 +989,17 @@ def project_modules(cls: type) -> list[types.ModuleType]:
 
 @contextmanager
 def substituted(cls: type, files: frozenset[str],
-                modules: Sequence[types.ModuleType] = ()) -> Iterator[list[str]]:
+                modules: Sequence[types.ModuleType] = (),
+                only_time: bool = False) -> Iterator[list[str]]:
     """Cooperative primitives in the modules of ``cls``'s MRO that live in ``files``, in
     those classes' attributes, and in the default arguments of their functions, for the
     length of the block; also in the module-level names of ``modules`` (the rest of the
-    project, see ``project_modules``); yields what was replaced."""
+    project, see ``project_modules``); yields what was replaced. ``only_time``: the
+    virtual clock only (an asyncio pool's: its loop is the scheduler, not its threads)."""
     swaps = _replacements()
+    if only_time:
+        clocks = {id(time)} | {id(getattr(time, name)) for name in _TIME_NAMES}
+        swaps = {k: v for k, v in swaps.items() if k in clocks}
     undo: list[tuple[Any, str, object]] = []
     done: list[str] = []
     seen: set[int] = set()

@@ -1,0 +1,126 @@
+"""Buggy asyncio pool: a waiter cancelled after its wake-up swallows the wake-up.
+
+WHAT IS WRONG: each waiting get_conn sleeps on a future of its own, and put_conn wakes the
+oldest one. A waiter cancelled (``task.cancel()``) after that wake-up reached it, but
+before it ran again, lets CancelledError out as it comes: the wake-up dies with it, while
+the connection it was meant for sits idle. ``asyncio.Condition.wait()`` had the same flaw
+until CPython fixed it (gh-112202, Python 3.13), as ``threading.Condition`` still has.
+HOW IT SHOWS: only when a task is cancelled while it waits: block=True, maxsize=1; A holds
+the connection, B and C wait in get_conn(timeout=None); A returns it and wakes B; B is
+cancelled before it runs: C waits for ever beside an idle connection.
+HOW TO FIX IT: catch BaseException around the wait and, if the future had been resolved,
+wake the next waiter before re-raising (a spurious wake-up is harmless: waiters re-check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+EXPECTED_INVARIANT = "interrupt-safe"
+
+
+class ClosedPoolError(Exception):
+    """get_conn on a closed pool."""
+
+
+class EmptyPoolError(Exception):
+    """block=True and no connection became free within the timeout."""
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:  # written so that NaN is refused too
+        raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
+
+
+class Pool:
+    """A LIFO list of idle connections, a count of live ones, and a FIFO of sleepers."""
+
+    def __init__(self, host: str, port: int | None = None, *, maxsize: int = 1,
+                 block: bool = False, timeout: float | None = None,
+                 connection_factory: Callable[[], Awaitable[Any]] | None = None) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, not {maxsize!r}")
+        _check_timeout(timeout)
+        self.maxsize, self.block, self.timeout = maxsize, block, timeout
+
+        async def connect() -> Any:
+            return http.client.HTTPConnection(host, port)  # connects on its first request
+
+        self._factory = connection_factory or connect
+        self._idle: list[Any] = []
+        self._live = 0  # connections in existence, plus slots reserved by callers connecting
+        self._sleepers: deque[asyncio.Future[None]] = deque()  # oldest first
+        self._closed = False
+
+    async def get_conn(self, timeout: float | None = None) -> Any:
+        _check_timeout(timeout)
+        timeout = self.timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._closed:
+                raise ClosedPoolError("the pool is closed")
+            if self._idle:
+                return self._idle.pop()
+            if not self.block or self._live < self.maxsize:
+                self._live += 1  # reserve a slot, then connect
+                break
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise EmptyPoolError(f"no connection became free within {timeout} s")
+            await self._sleep(remaining)
+        try:
+            return await self._factory()
+        except BaseException:  # a failed connect, or a cancellation: give the slot back
+            self.put_conn(None)
+            raise
+
+    async def _sleep(self, timeout: float | None) -> None:
+        """Sleep until put_conn or close() wakes us, or the timeout runs out."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._sleepers.append(fut)
+        timer = None if timeout is None else loop.call_later(timeout, _wake, fut)
+        try:
+            await fut  # BUG: cancelled after _wake_one() chose us, the wake-up is lost
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if fut in self._sleepers:
+                self._sleepers.remove(fut)
+
+    def _wake_one(self) -> None:
+        while self._sleepers:
+            if _wake(self._sleepers.popleft()):
+                return
+
+    def put_conn(self, conn: Any) -> None:
+        keep = conn is not None and not self._closed and len(self._idle) < self.maxsize
+        if keep:
+            self._idle.append(conn)
+        else:
+            self._live -= 1
+        self._wake_one()  # a connection or a slot is free
+        if conn is not None and not keep:
+            conn.close()
+
+    def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        self._live -= len(idle)
+        while self._sleepers:
+            _wake(self._sleepers.popleft())
+        for conn in idle:
+            conn.close()
+
+
+def _wake(fut: asyncio.Future[None]) -> bool:
+    """Wake a sleeper, unless it is awake already (woken, timed out or cancelled)."""
+    if fut.done():
+        return False
+    fut.set_result(None)
+    return True

@@ -1,10 +1,13 @@
-"""The controlled checks on the catalogue's threads-only pools: found in how many seeds, how fast.
+"""The controlled checks on the catalogue's threads-only and asyncio pools: found in how many
+seeds, how fast.
 
 For each pool and seed, ``controlled.check_target`` looks for every invariant a controlled
 run can show, for at most --seconds; the time to detection is when the first failing run
 ended. Then the failure's replay token is replayed three times.
 
-    python bench/controlled_catalogue.py [--seeds 5] [--seconds 10]
+    python bench/controlled_catalogue.py [--seeds 5] [--seconds 10] [--only NAME]
+
+NAME: a file name of examples/buggy/ (threads), or aio/NAME for examples/aio/buggy/.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 THREADS_ONLY = ["count_outside_lock", "peek_idle_outside_lock", "close_races_put",
                 "lost_wakeup", "semaphore_permit_not_conn", "close_wakes_nobody",
                 "wakeup_restarts_timeout", "interrupt_swallows_wakeup"]
+ASYNCIO = [f"aio/{p.stem}" for p in sorted((ROOT / "examples" / "aio" / "buggy").glob("*.py"))
+           if p.stem != "__init__"]
 
 
 def main() -> int:
@@ -34,8 +39,9 @@ def main() -> int:
     args = parser.parse_args()
     print("| pool | found | median s | invariant(s) | replays |")
     print("|---|---|---|---|---|")
-    for name in [args.only] if args.only else THREADS_ONLY:
-        target = load(f"{ROOT}/examples/buggy/{name}.py:Pool")
+    for name in [args.only] if args.only else THREADS_ONLY + ASYNCIO:
+        folder, _, stem = name.rpartition("/")
+        target = load(f"{ROOT}/examples/{folder or '.'}/buggy/{stem}.py:Pool")
         times: list[float] = []
         kinds: set[str] = set()
         replays = 0

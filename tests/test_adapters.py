@@ -20,12 +20,14 @@ from poolcheck.errors import LoadError
 from poolcheck.load import adapters
 from poolcheck.load.targets import Target, load
 from poolcheck.observe.recording import (
+    WAIT_INTERRUPTED,
     ConnectFailed,
     Interrupted,
     RecordingFactory,
     contract_error,
 )
 from poolcheck.run.checks import run_checks
+from poolcheck.run.parallel import Program
 from poolcheck.settings import PROFILES
 
 TINY = dataclasses.replace(PROFILES["quick"], name="tiny", examples=10, steps=12)
@@ -394,6 +396,138 @@ def test_httpcore_full_quick_profile(tmp_path: Path) -> None:
     assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
     assert {c["name"] for c in checks if c["status"] == "failed"} >= {
         "sequential/closed", "stress/closed", "parallel/linearizable"}
+
+
+# -- httpcore-async ------------------------------------------------------------------------
+
+def _orphan(run: Any) -> bool:
+    """A run after which a slot was lost with nothing checked out (httpcore issue #1093)."""
+    return run.facts is not None and run.facts.capacity_intact is False
+
+
+def test_real_httpcore_async_pool_through_the_facade() -> None:
+    httpcore = pytest.importorskip("httpcore")
+    pytest.importorskip("anyio")
+    target = load(None, "httpcore-async")
+    assert (target.spec, target.modes, target.has_close, target.asynchronous) == (
+        "httpcore:AsyncConnectionPool", adapters.BLOCKING_ONLY, True, True)
+    assert adapters.detect(httpcore.AsyncConnectionPool) is None  # chosen by name only
+    assert target.command_spec == "httpcore:AsyncConnectionPool --adapter httpcore-async"
+    factory = _cycle(target)
+    assert len(factory.created) == 2  # the broken one was replaced, the other reused
+    with pytest.raises(adapters.NotApplicable):
+        target.make(1, False, None, RecordingFactory())
+
+
+def test_httpcore_async_round_trip_timeout_and_failure() -> None:
+    pytest.importorskip("httpcore")
+    pytest.importorskip("anyio")
+    target = load(None, "httpcore-async")
+    factory = RecordingFactory()
+    pool = target.make(1, True, 0.05, factory)
+    conn = pool.get_conn(timeout=0)
+    assert factory.created == [conn] and not conn.closed
+    with pytest.raises(adapters.EmptyPoolError) as empty:
+        pool.get_conn(timeout=0.0)  # per call
+    assert type(empty.value.__cause__).__name__ == "PoolTimeout"
+    with pytest.raises(adapters.EmptyPoolError):
+        pool.get_conn()  # None: the pool's own 0.05 s
+    pool.put_conn(conn)
+    assert not conn.closed and pool.get_conn(timeout=0) is conn  # kept idle, reused
+    pool.put_conn(conn)
+    pool.close()
+    assert conn.closed
+    factory = RecordingFactory()
+    pool = target.make(1, True, 0.05, factory)
+    factory.fail_next, factory.fail_with = 1, Interrupted
+    with pytest.raises(Interrupted) as raised:
+        pool.get_conn()
+    assert factory.injected(raised.value)  # the very object, raised where httpcore connects
+    again = pool.get_conn(timeout=0)  # the only slot is free again
+    assert factory.created == [again]
+    pool.put_conn(again)
+
+
+def test_httpcore_async_sequential_checks_run_through_the_facade() -> None:
+    """Through the blocking facade, each one-caller-at-a-time check comes to a verdict:
+    passed, but closed (no closed state: after aclose() the pool keeps serving)."""
+    pytest.importorskip("httpcore")
+    pytest.importorskip("anyio")
+    results = {r.name: r for r in run_checks(load(None, "httpcore-async"), TINY, 1,
+                                             SEQUENTIAL)}
+    assert {n: r.status for n, r in results.items()} == {
+        **dict.fromkeys(SEQUENTIAL, "passed"), "sequential/closed": "failed"}, {
+        n: r.message for n, r in results.items()}
+    assert "get_conn on a closed pool gave connection" in results["sequential/closed"].message
+
+
+def test_httpcore_async_needs_anyio(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("httpcore")
+    monkeypatch.setitem(sys.modules, "anyio", None)  # None: not importable
+    with pytest.raises(LoadError, match="pip install anyio"):
+        load(None, "httpcore-async")
+
+
+def test_httpcore_async_controlled_run_has_a_verdict() -> None:
+    """The controlled event loop drives httpcore on anyio to a verdict: closed, as httpcore
+    has no closed state (the probe's get_conn after close() is served)."""
+    pytest.importorskip("httpcore")
+    pytest.importorskip("anyio")
+    from poolcheck.run.controlled import NO_VERDICT, RandomWalk, run_controlled
+
+    run = run_controlled(load(None, "httpcore-async"), Program(("get",), (("put",), ("get",))),
+                         2, True, RandomWalk(0))
+    assert run.kind not in NO_VERDICT and run.kind != "internal", run.report()
+    assert run.kind == "closed" and "get_conn on the closed pool gave ok" in run.message, \
+        run.report()
+    assert run.history is not None and len(run.history.events) >= 4
+
+
+@pytest.mark.parametrize("connected", [False, True])
+def test_httpcore_async_cancelled_get_orphans_a_connection(connected: bool) -> None:
+    """The connection made for a get_conn that is then cancelled stays in the pool, owned
+    by nobody, and holds its slot for ever: made for a waiter the freed slot woke, before
+    it connects (findings/httpcore_async_cancel_orphans_connection.py), or just after it
+    connected, socket open (findings/httpcore_async_cancel_after_connect_keeps_socket.py).
+    """
+    pytest.importorskip("httpcore")
+    pytest.importorskip("anyio")
+    from poolcheck.run.controlled import explore, replay
+
+    def shape(run: Any) -> bool:
+        return _orphan(run) and any(c.outcome == WAIT_INTERRUPTED and c.connected == connected
+                                    for c in run.facts.log.calls)
+
+    target = load(None, "httpcore-async")
+    program = Program(("get",), (("discard",), ("interrupt", "wait")))
+    found = explore(target, program, 1, True, strategy="bounded", runs=2000, seconds=200,
+                    wanted=shape)
+    run = found.failure
+    assert run is not None, f"not found in {found.runs} runs"
+    assert run.kind == "interrupt-safe" and "interrupted while it waited" in run.message, \
+        run.report()
+    assert "handed out only 0 of maxsize=1" in run.message, run.report()
+    assert "cancel" in [p.what for p in run.trail]
+    assert [shape(replay(run.token, target)) for _ in range(2)] == [True, True]
+    assert shape(replay(run.token))  # the token alone names the target and its adapter
+
+
+def test_httpcore_async_pool_timeout_orphans_a_connection() -> None:
+    """No cancellation: a pool timeout racing a failed connect's freed slot leaves the
+    connection made for the waiter that left (findings/httpcore_pool_timeout_orphans_
+    connection.py, the sync pool's form of the same bug)."""
+    pytest.importorskip("httpcore")
+    pytest.importorskip("anyio")
+    from poolcheck.run.controlled import explore, replay
+
+    target = load(None, "httpcore-async")
+    found = explore(target, Program(("fail",), (("get",), ("get",))), 1, True,
+                    strategy="bounded", runs=2000, seconds=200, wanted=_orphan)
+    run = found.failure
+    assert run is not None, f"not found in {found.runs} runs"
+    assert run.kind == "capacity" and "only 0 of maxsize=1" in run.message, run.report()
+    assert "cancel" not in [p.what for p in run.trail]
+    assert [_orphan(replay(run.token, target)) for _ in range(2)] == [True, True]
 
 
 # -- psycopg_pool ----------------------------------------------------------------------------

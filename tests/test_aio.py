@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from poolcheck.load.targets import Target
+from poolcheck.load.targets import Target, load
 from poolcheck.run import controlled
 from poolcheck.run.controlled import (
     INTERRUPT_PROGRAMS,
@@ -18,6 +19,8 @@ from poolcheck.run.controlled import (
     run_controlled,
 )
 from poolcheck.run.parallel import Program
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ClosedPoolError(Exception):
@@ -30,7 +33,8 @@ class EmptyPoolError(Exception):
 
 class CondPool:
     """A correct asyncio pool on one Condition (put_conn and close are coroutines), save
-    that a waiter cancelled after its notify() swallows it, as asyncio.Condition does."""
+    that a waiter cancelled after its notify() may swallow it (asyncio.Condition before
+    Python 3.13 does)."""
 
     def __init__(self, host: str, port: int | None = None, *, maxsize: int = 1,
                  block: bool = False, timeout: float | None = None,
@@ -160,17 +164,20 @@ def test_a_race_across_an_await_is_found_and_replays() -> None:
 
 
 @pytest.mark.parametrize("strategy", ["bounded", "random", "pct"])
-def test_a_cancelled_waiter_that_swallows_its_notify_is_found(strategy: str) -> None:
+def test_a_cancelled_waiter_that_swallows_its_wake_up_is_found(strategy: str) -> None:
+    """(Not on CondPool: asyncio.Condition passes such a notify on since Python 3.13.)"""
     program = INTERRUPT_PROGRAMS[0]  # a return's wake-up reaches a waiter then cancelled
-    found = explore(Target.of(CondPool), program, 1, True, strategy=strategy, seed=1,
-                    runs=3000, seconds=200)
+    buggy = load(f"{ROOT}/examples/aio/buggy/cancel_swallows_wakeup.py:Pool")
+    found = explore(buggy, program, 1, True, strategy=strategy, seed=1, runs=3000,
+                    seconds=200)
     run = found.failure
     assert run is not None, "not found"
     assert run.kind == "interrupt-safe" and "waits for ever" in run.message, run.report()
-    assert replay(run.token, Target.of(CondPool)).kind == "interrupt-safe"
-    fixed = explore(Target.of(PassingCondPool), program, 1, True, strategy=strategy, seed=1,
-                    runs=1000, seconds=200)
-    assert fixed.failure is None, fixed.failure.report()
+    assert replay(run.token, buggy).kind == "interrupt-safe"
+    for fixed in (Target.of(PassingCondPool), load("poolcheck.pool:AsyncPool")):
+        passed = explore(fixed, program, 1, True, strategy=strategy, seed=1, runs=1000,
+                         seconds=200)
+        assert passed.failure is None, passed.failure.report()
 
 
 def test_the_pools_clock_is_the_loops() -> None:

@@ -189,6 +189,10 @@ def test_asyncio_bug_is_found_by_its_controlled_check_and_replays(path: Path, se
     assert result.reproduce.startswith("poolcheck replay pc1.")
     again = controlled.replay(result.reproduce.split()[-1])
     assert invariant in {str(i) for i in controlled.invariants_of(again)}, again.report()
+    explanation = explain(result, [result])
+    assert explanation is not None
+    if invariant == "interrupt-safe":  # told in asyncio's words
+        assert "task.cancel()" in explanation.about, explanation
 
 
 @pytest.mark.parametrize("spec", AIO_CORRECT, ids=[s.split("/")[-1] for s in AIO_CORRECT])

@@ -37,8 +37,9 @@ def test_the_shipped_levels_load_and_grow(path: Path) -> None:
 
 
 def test_levels_add_checks() -> None:
-    one, two, three = (set(load_config(p).checks) for p in LEVELS)
-    assert one < two < three and three == set(default_checks())
+    one, two, three, four = (set(load_config(p).checks) for p in LEVELS)
+    assert one < two < three < four and three == set(default_checks())
+    assert four - three == {c.name for c in all_checks() if c.name.startswith("controlled/")}
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -489,8 +489,8 @@ def test_a_slot_given_back_after_a_failed_connect_survives_an_interrupt(spec: st
     """...and the interrupted get, which held a slot while it connected, is in the history
     (as a failed connect): without it the other get's EmptyPoolError looks like a lie."""
     target = load(spec if spec.startswith("pool") else str(ROOT / spec))
-    for strategy in ("bounded", "random"):
+    for strategy in ("bounded", "random"):  # (the unguarded release: found in 70 and 2 runs)
         found = explore(target, FAILED_CONNECT_INTERRUPTED, 1, True, strategy=strategy,
-                        seed=1, runs=2000, seconds=200)
+                        seed=1, runs=300, seconds=200)
         assert found.failure is None, found.failure.report()
         assert found.runs > 50

@@ -35,7 +35,7 @@ from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 ADAPTERS = ["auto", "native", "urllib3", "urllib3-urlopen", "redis", "sqlalchemy", "httpcore",
-            "psycopg_pool", "dbutils"]
+            "httpcore-async", "psycopg_pool", "dbutils"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                             "TARGET urllib3:HTTPConnectionPool), redis (default TARGET "
                             "redis:BlockingConnectionPool), sqlalchemy (default TARGET "
                             "sqlalchemy.pool:QueuePool), httpcore (default TARGET "
-                            "httpcore:ConnectionPool), psycopg_pool (default TARGET "
+                            "httpcore:ConnectionPool), httpcore-async (default TARGET "
+                            "httpcore:AsyncConnectionPool), psycopg_pool (default TARGET "
                             "psycopg_pool:ConnectionPool) or dbutils (default TARGET "
                             "dbutils.pooled_db:PooledDB)")
     check.add_argument("--profile", choices=sorted(PROFILES), default="quick")

@@ -32,6 +32,7 @@ class Finding:
     message: str
     evidence: Evidence | None = None  # the history behind a linearizability finding
     cause: Cause | None = None  # what the round showed beyond the invariant, if anything
+    underlying: Invariant | None = None  # interrupt-safe: what the interrupted run broke
 
 
 Evidence = tuple[History, linearize.Result]
@@ -429,9 +430,9 @@ def judge_order(r: RoundResult) -> list[Finding]:
     timeless = replace(r, log=log)
     found = [f for j in ORDER_JUDGES for f in j(timeless)] + judge_linearizable(r)
     interrupted = interrupted_by(r.log)
-    if found and interrupted:  # the run an interrupt took part in broke it
-        return [replace(f, invariant=Invariant.INTERRUPT_SAFE,
-                        message=f"after {interrupted}: {f.message}") for f in found[:1]]
+    if found and interrupted:  # the run an interrupt took part in broke it: each finding
+        return [replace(f, invariant=Invariant.INTERRUPT_SAFE, underlying=f.invariant,
+                        message=f"after {interrupted}: {f.message}") for f in found]
     return found
 
 

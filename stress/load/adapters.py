@@ -162,6 +162,33 @@ httpcore (httpcore 1.x's sync ``ConnectionPool``, the pool behind httpx)
       first; and a bug: a pool timeout racing a freed slot can leave a connection that
       never connects holding that slot for ever (httpcore issue #1093; findings/).
 
+httpcore-async (httpcore 1.x's ``AsyncConnectionPool``, the pool behind httpx's AsyncClient)
+    * The ``httpcore`` mapping, on an event loop (``asynchronous``: ``Target.make`` hands
+      the adapter to the controlled loop, or wraps it in the blocking facade): built the
+      same way, with a fake ``AsyncNetworkBackend`` whose ``connect_tcp`` awaits
+      ``connect()``, the checker's coroutine function; block=True only; one origin.
+      httpcore needs anyio to run on asyncio (``needs``: without it the target is refused
+      with ``pip install anyio``).
+    * The fake ``AsyncNetworkStream`` answers as the sync one (the same server end), and
+      each ``read``, ``write`` and ``aclose`` passes through the event loop once
+      (``asyncio.sleep(0)``), as anyio's socket streams do: a checkpoint, where a
+      cancellation can arrive; none of them waits for anything.
+    * ``async get_conn(t)`` is ``await handle_async_request()`` of the same request, with
+      ``{"pool": t}``, then ``await response.aread()`` (a failure there, a cancellation,
+      closes the response first, as httpx and httpcore's own ``request()`` do; httpcore's
+      stream has closed it already); ``PoolTimeout`` becomes ``EmptyPoolError``; a
+      ``CancelledError`` comes out unchanged. ``async put_conn(c)``
+      is ``await response.aclose()`` (``put_conn(None)``: of the connection the caller
+      closed, picked as below, first among those the calling task checked out);
+      ``async close()`` is ``await aclose()``.
+    * Differences from the contract, left visible: those of the sync pool (the code is
+      the same, written for async), and what a cancellation leaves (``interrupt-safe``):
+      a get_conn cancelled after the pool made a connection for it, whether the freed
+      slot's new connection before it connects or its own just after (state NEW, socket
+      open), leaves that connection owned by no request and never reclaimed: its slot is
+      lost for the life of the pool (httpcore issue #1093; findings/). The same orphan
+      comes from a pool timeout that races a freed slot, as in the sync pool.
+
 Timeouts (redis, sqlalchemy): these pools take one timeout at construction and read it
 from an attribute on each call (``timeout``, ``_timeout``); the contract passes one per
 ``get_conn`` call. The adapter builds the pool from a subclass that only turns that
@@ -169,16 +196,17 @@ attribute into a per-thread value: during ``get_conn(timeout=t)`` the calling th
 ``t``, every other thread (and every call with ``timeout=None``) the pool's own value.
 Nothing else of the class changes.
 
-``put_conn(None)`` (redis, sqlalchemy, httpcore, urllib3-urlopen): the contract's "the
-connection I held broke; I closed it; give its slot back" does not say which connection,
-and these libraries need to know (the redis connection to release, the fairy to
-invalidate, the response to close or release). The adapter picks, among the connections
-checked out through it, one that is closed: first those the calling thread checked out,
-the most recent first. The checker always closes the connection just before
-``put_conn(None)``, in the thread that got it, so this finds it whenever only one of them
-is closed; when the pool itself closed several the caller holds (redis's
-``disconnect()``, httpcore's ``close()``), they are interchangeable: each goes back to
-the pool the same way.
+``put_conn(None)`` (redis, sqlalchemy, httpcore, httpcore-async, urllib3-urlopen): the
+contract's "the connection I held broke; I closed it; give its slot back" does not say
+which connection, and these libraries need to know (the redis connection to release, the
+fairy to invalidate, the response to close or release). The adapter picks, among the
+connections checked out through it, one that is closed: first those the calling thread
+(httpcore-async: task) checked out, the most recent first. The checker always closes the
+connection just before ``put_conn(None)``, in the thread that got it, so this finds it
+whenever only one of them is closed; when the pool itself closed several the caller holds
+(redis's ``disconnect()``, httpcore's ``close()``), they are interchangeable: each goes
+back to the pool the same way. (Through the blocking facade each call is a task of its
+own, so there only "the most recent first" applies.)
 
 Two database pools follow (after the shared translations above, which they use too:
 ``put_conn(None)`` picks the closed connection the same way; dbutils reads one attribute
@@ -257,6 +285,7 @@ dbutils (DBUtils' ``PooledDB``, ``dbutils.pooled_db``)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import importlib
@@ -265,7 +294,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,6 +328,7 @@ class Adapter:
     probe: Callable[[inspect.Signature], object]  # binds make()'s call, or raises TypeError
     build: Callable[[type, int, bool, float | None, Factory], Any]
     asynchronous: bool = False  # get_conn is a coroutine function: driven on an event loop
+    needs: str | None = None  # a package the library needs to run it, beyond itself
 
     def has_close(self, cls: type) -> bool:
         return self.close is not None and callable(getattr(cls, self.close, None))
@@ -655,13 +685,15 @@ def _with_per_call_timeout(cls: type, attr: str) -> tuple[type, _PerCallTimeout]
 class _CheckedOut:
     """Which library handle each connection the checker holds came from.
 
-    Plain dict operations, atomic under the GIL: no lock of the adapter's own."""
+    Plain dict operations, atomic under the GIL: no lock of the adapter's own. ``who``
+    names the caller: its thread, or for an asyncio pool its task."""
 
-    def __init__(self) -> None:
-        self._out: dict[int, tuple[Any, Any, int]] = {}  # id(conn) -> (conn, handle, thread)
+    def __init__(self, who: Callable[[], object] = threading.get_ident) -> None:
+        self._who = who
+        self._out: dict[int, tuple[Any, Any, object]] = {}  # id(conn) -> (conn, handle, who)
 
     def add(self, conn: Any, handle: Any) -> None:
-        self._out[id(conn)] = (conn, handle, threading.get_ident())
+        self._out[id(conn)] = (conn, handle, self._who())
 
     def take(self, conn: Any) -> Any:
         """The handle of ``conn`` (None: the broken connection the caller closed)."""
@@ -671,7 +703,7 @@ class _CheckedOut:
                 return entry[1]
             if not getattr(conn, "closed", False):
                 raise AdapterError(f"put_conn({conn!r}): not checked out through the adapter")
-        me = threading.get_ident()
+        me = self._who()
         entries = list(self._out.copy().items())
         candidates = [e for e in reversed(entries) if e[1][2] == me] + [
             e for e in reversed(entries) if e[1][2] != me]
@@ -824,20 +856,20 @@ HTTPCORE_HEADERS = [(b"Host", f"{HOST}:{PORT}".encode())]  # h11 requires one; h
 HTTPCORE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
-class _HttpcoreStream:
-    """httpcore's ``NetworkStream`` interface over one of the checker's connections: a
-    socket to a keep-alive HTTP/1.1 server that answers every request at once with an empty
-    200. It never blocks and never touches the network."""
+class _HttpcoreServer:
+    """The far end of a fake httpcore stream over one of the checker's connections: a
+    keep-alive HTTP/1.1 server that answers every request at once with an empty 200. It
+    never blocks and never touches the network. Shared by the sync and async streams."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self._owed = 0  # requests written and not yet answered
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+    def _wrote(self, buffer: bytes) -> None:
         if buffer.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"):  # a request line
             self._owed += 1
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    def _answer(self, max_bytes: int) -> bytes:
         if getattr(self.conn, "closed", False):
             return b""  # the peer's end of a closed connection: EOF
         if not self._owed:  # a real socket would block: httpcore never asks for this
@@ -846,12 +878,6 @@ class _HttpcoreStream:
         self._owed -= 1
         return HTTPCORE_RESPONSE[:max_bytes]
 
-    def close(self) -> None:
-        self.conn.close()
-
-    def start_tls(self, *args: object, **kwargs: object) -> Any:
-        raise AdapterError("the httpcore adapter speaks plain http only")
-
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle socket is readable when its peer closed it
             return bool(getattr(self.conn, "closed", False))
@@ -859,6 +885,22 @@ class _HttpcoreStream:
 
     def __repr__(self) -> str:
         return f"<httpcore stream over {self.conn!r}>"
+
+
+class _HttpcoreStream(_HttpcoreServer):
+    """httpcore's ``NetworkStream`` interface over one of the checker's connections."""
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._wrote(buffer)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._answer(max_bytes)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def start_tls(self, *args: object, **kwargs: object) -> Any:
+        raise AdapterError("the httpcore adapter speaks plain http only")
 
 
 class _HttpcoreBackend:
@@ -880,12 +922,12 @@ class _HttpcoreBackend:
         time.sleep(seconds)
 
 
-class HttpcoreAdapter:
-    """The native interface over httpcore's sync ConnectionPool: a checkout is a response
-    held open."""
+class _HttpcorePool:
+    """What the sync and async httpcore adapters share: how the pool is built, the request
+    a checkout sends, its pool timeout, and which connection a response holds."""
 
     def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
-                 factory: Factory) -> None:
+                 backend: object, who: Callable[[], object] = threading.get_ident) -> None:
         if not block:
             raise NotApplicable(f"{cls.__name__} always waits for a connection: "
                                 "block=False has no equivalent")
@@ -894,30 +936,132 @@ class HttpcoreAdapter:
         self._request = httpcore.Request
         self._timeout = timeout
         self.pool = cls(max_connections=maxsize, max_keepalive_connections=maxsize,
-                        network_backend=_HttpcoreBackend(factory))
-        self._out = _CheckedOut()
+                        network_backend=backend)
+        self._out = _CheckedOut(who)
+
+    def _checkout_request(self, timeout: float | None) -> Any:
+        pool_timeout = self._timeout if timeout is None else timeout
+        return self._request("GET", HTTPCORE_URL, headers=HTTPCORE_HEADERS,
+                             extensions={"timeout": {"pool": pool_timeout}})
+
+    @staticmethod
+    def _pool_timeout(exc: Exception) -> None:
+        """httpcore's ``PoolTimeout`` as ``EmptyPoolError``; anything else unchanged."""
+        if _library_error(exc, "httpcore", "PoolTimeout"):
+            raise EmptyPoolError(f"httpcore: {exc!r}") from exc
+
+    def _held(self, response: Any) -> Any:
+        """The checker's connection behind a response held open, which is the checkout."""
+        stream = response.extensions.get("network_stream")
+        conn = stream.conn if isinstance(stream, _HttpcoreServer) else stream
+        self._out.add(conn, response)
+        return conn
+
+
+class HttpcoreAdapter(_HttpcorePool):
+    """The native interface over httpcore's sync ConnectionPool: a checkout is a response
+    held open."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 factory: Factory) -> None:
+        super().__init__(cls, maxsize, block, timeout, _HttpcoreBackend(factory))
 
     def get_conn(self, timeout: float | None = None) -> Any:
-        pool_timeout = self._timeout if timeout is None else timeout
-        request = self._request("GET", HTTPCORE_URL, headers=HTTPCORE_HEADERS,
-                                extensions={"timeout": {"pool": pool_timeout}})
+        request = self._checkout_request(timeout)
         try:
             response = self.pool.handle_request(request)
         except Exception as exc:
-            if _library_error(exc, "httpcore", "PoolTimeout"):
-                raise EmptyPoolError(f"httpcore: {exc!r}") from exc
+            self._pool_timeout(exc)
             raise
         response.read()  # the empty body; the response stays open: the checkout
-        stream = response.extensions.get("network_stream")
-        conn = stream.conn if isinstance(stream, _HttpcoreStream) else stream
-        self._out.add(conn, response)
-        return conn
+        return self._held(response)
 
     def put_conn(self, conn: Any) -> None:
         self._out.take(conn).close()
 
     def close(self) -> None:
         self.pool.close()
+
+
+# -- httpcore-async -----------------------------------------------------------------------
+
+class _HttpcoreAsyncStream(_HttpcoreServer):
+    """httpcore's ``AsyncNetworkStream`` interface over one of the checker's connections.
+    Each call passes through the event loop once, as anyio's socket streams do (a
+    checkpoint: a cancellation can arrive there), and none waits for anything."""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await asyncio.sleep(0)
+        self._wrote(buffer)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        await asyncio.sleep(0)
+        return self._answer(max_bytes)
+
+    async def aclose(self) -> None:
+        self.conn.close()
+        await asyncio.sleep(0)
+
+    async def start_tls(self, *args: object, **kwargs: object) -> Any:
+        raise AdapterError("the httpcore adapter speaks plain http only")
+
+
+class _HttpcoreAsyncBackend:
+    """httpcore's ``AsyncNetworkBackend`` interface: ``connect_tcp`` awaits ``connect()``,
+    the checker's coroutine function."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
+        self._connect = connect
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: object = None) -> _HttpcoreAsyncStream:
+        return _HttpcoreAsyncStream(await self._connect())
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: object = None) -> _HttpcoreAsyncStream:
+        return _HttpcoreAsyncStream(await self._connect())
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _current_task() -> object:
+    """Who checks a connection out in an asyncio pool: the task (None outside one)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
+class HttpcoreAsyncAdapter(_HttpcorePool):
+    """The native asyncio interface over httpcore's AsyncConnectionPool: a checkout is a
+    response held open."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 connect: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(cls, maxsize, block, timeout, _HttpcoreAsyncBackend(connect),
+                         who=_current_task)
+
+    async def get_conn(self, timeout: float | None = None) -> Any:
+        request = self._checkout_request(timeout)
+        try:
+            response = await self.pool.handle_async_request(request)
+        except Exception as exc:
+            self._pool_timeout(exc)
+            raise
+        try:
+            await response.aread()  # the empty body; the response stays open: the checkout
+        except BaseException:  # cancelled while reading: closed, as httpx and httpcore's
+            await response.aclose()  # own request() do (httpcore closed it already)
+            raise
+        return self._held(response)
+
+    async def put_conn(self, conn: Any) -> None:
+        await self._out.take(conn).aclose()
+
+    async def close(self) -> None:
+        await self.pool.aclose()
 
 
 # -- psycopg_pool -------------------------------------------------------------------------
@@ -1175,6 +1319,10 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
             "httpcore:ConnectionPool",
             "(max_connections=, max_keepalive_connections=, network_backend=)",
             _httpcore_probe, HttpcoreAdapter),
+    Adapter("httpcore-async", ("handle_async_request", "aclose"), "aclose", BLOCKING_ONLY,
+            "httpcore", "httpcore:AsyncConnectionPool",
+            "(max_connections=, max_keepalive_connections=, network_backend=)",
+            _httpcore_probe, HttpcoreAsyncAdapter, asynchronous=True, needs="anyio"),
     Adapter("psycopg_pool", ("getconn", "putconn", "close"), "close", BLOCKING_ONLY,
             "psycopg_pool", "psycopg_pool:ConnectionPool",
             "(conninfo, connection_class=, kwargs=, min_size=, max_size=, timeout=, open=)",

@@ -111,6 +111,9 @@ def _check_drivable(spec: str, cls: type, chosen: adapters.Adapter) -> None:
                            "(see docs/CONTRACT.md)"}.get(
             chosen.name, f"--adapter {chosen.name} needs {', '.join(chosen.methods)}")
         raise LoadError(f"{spec}: {cls.__name__} has no {' or '.join(missing)}; {needs}")
+    if chosen.needs and importlib.util.find_spec(chosen.needs) is None:
+        raise LoadError(f"{spec}: --adapter {chosen.name} needs {chosen.needs!r}, which is "
+                        f"not installed: pip install {chosen.needs}")
     if chosen.name == "urllib3" and not adapters.makes_connections(cls):
         raise LoadError(f"{spec}: {cls.__name__} has neither ConnectionCls nor _new_conn(), "
                         "so the urllib3 adapter cannot give it the checker's connections")

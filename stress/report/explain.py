@@ -201,6 +201,21 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
                 "does not allow, or changed the factory's.", "get_conn raises "
                 "ClosedPoolError, EmptyPoolError (block=True only) or exactly what the "
                 "factory raised; put_conn and close raise nothing.")
+    on_loop = " I/O done" in result.message or " cancel\n" in result.message  # asyncio's run
+    if inv == Invariant.INTERRUPT_SAFE and on_loop:
+        return ("an exception while waiting", "A task waiting in get_conn was cancelled "
+                "(task.cancel(): asyncio.wait_for, a timeout, a task group): afterwards the "
+                "pool had lost a slot, leaked a connection, or left another waiter asleep "
+                "although a wake-up had been sent to the cancelled one.", "CancelledError is a "
+                "BaseException: give back in `except BaseException:`/`finally:` what the "
+                "cancelled call had reserved or been handed (a slot, a connection, a "
+                "resolved future), and pass it on to the next waiter before re-raising.")
+    if inv == Invariant.LINEARIZABLE and race and on_loop:
+        return ("check-then-act across an await", "The tasks got results that no "
+                "one-at-a-time order of their calls could give: a decision was made, then "
+                "the task awaited, and another task changed the state in between.", "Do not "
+                "await between a check (is something idle? is there room? is the pool "
+                "closed?) and the change it leads to: reserve first, then await.")
     if inv == Invariant.INTERRUPT_SAFE:
         return ("an exception while waiting", "A caller waiting in get_conn was interrupted "
                 "(KeyboardInterrupt, a gevent or eventlet Timeout): afterwards the pool had "

@@ -56,6 +56,7 @@ class _Loop(asyncio.BaseEventLoop):
     takes one decision (see the module's docstring)."""
 
     aborting = False  # (what coop's clock asks of a scheduler)
+    finished = False  # the run is over: what its unwinding tasks do is no fact of it
 
     def __init__(self, chooser: Chooser, budget: int, horizon: float, files: frozenset[str],
                  ops: Callable[[int], str]) -> None:
@@ -140,7 +141,7 @@ class _Loop(asyncio.BaseEventLoop):
         while ready and ready[0]._cancelled:
             ready.popleft()
         timers: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]
-        while timers and timers[0]._cancelled:  # type: ignore[attr-defined]
+        while timers and timers[0]._cancelled:
             heapq.heappop(timers)
         options: list[Option] = []
         actions: list[tuple[str, Any]] = []
@@ -189,7 +190,7 @@ class _Loop(asyncio.BaseEventLoop):
                 return
             while timers and timers[0].when() <= self.now:
                 handle = heapq.heappop(timers)
-                if not handle._cancelled:  # type: ignore[attr-defined]
+                if not handle._cancelled:
                     handle._scheduled = False  # type: ignore[attr-defined]
                     ready.append(handle)
         else:
@@ -246,6 +247,8 @@ class _Lane:
         except GeneratorExit:
             raise
         except asyncio.CancelledError as exc:
+            if self.loop.finished:
+                raise
             if task in self.loop.delivered:  # ours: it counts as an interrupt
                 del self.loop.delivered[task]
                 _uncancel(task)
@@ -254,6 +257,8 @@ class _Lane:
                 self.recorder.end(record, "CancelledError", error=_trace(exc))
             return
         except BaseException as exc:
+            if self.loop.finished:
+                raise
             name = contract_error(exc, self.factory)
             self.recorder.end(record, name or type(exc).__name__,
                               error=None if name else _trace(exc))
@@ -281,6 +286,8 @@ class _Lane:
         except GeneratorExit:
             raise
         except BaseException as exc:
+            if self.loop.finished:
+                raise
             self.recorder.end(record, type(exc).__name__, error=_trace(exc))
             return
         kept = None if conn is None or op != "put" else (
@@ -308,7 +315,8 @@ class _Connect:
         self.factory, self.loop, self.recorder = factory, loop, recorder
 
     async def __call__(self) -> RecordingConnection:
-        self.recorder.connecting()  # the get holds a slot from here, whatever follows
+        if not self.loop.finished:
+            self.recorder.connecting()  # the get holds a slot from here, whatever follows
         await self.loop.io()
         return self.factory()
 
@@ -358,12 +366,13 @@ def _phase(loop: _Loop, bodies: Sequence[tuple[int, Callable[[], Coroutine[Any, 
 
 
 def _discard(loop: _Loop) -> None:
-    """Let the tasks a stop left suspended go, without running the pool's code again."""
+    """Let the tasks a stop left suspended go (their unwinding records nothing)."""
+    loop.finished = True
     for task in list(loop.lanes):
         if not task.done():
             task._log_destroy_pending = False  # type: ignore[attr-defined]
             with contextlib.suppress(BaseException):
-                task.get_coro().close()  # type: ignore[union-attr]
+                task.get_coro().close()
     with contextlib.suppress(BaseException):
         loop.close()
 

@@ -10,6 +10,7 @@ connections? does close() close everything?). It records facts only; ``judges`` 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
 import threading
@@ -198,13 +199,22 @@ def _yielding_tracer(files: frozenset[str], rng: random.Random,
 
 
 def pool_files(cls: type) -> frozenset[str]:
-    """The source files of the pool class and its bases: where to provoke switches."""
+    """The source files of the pool class and its bases: where to provoke switches. Also
+    where their functions were written (httpcore sets ``__module__`` to its package)."""
     files = set()
     for klass in cls.__mro__:
+        if klass is object:
+            continue
         module = sys.modules.get(klass.__module__)
         path = getattr(module, "__file__", None)
-        if path and klass is not object:
-            files.add(path)
+        if not path:
+            continue
+        files.add(path)
+        home = os.path.join(os.path.dirname(path), "")  # its package (or folder): not stdlib
+        for value in vars(klass).values():
+            code = getattr(getattr(value, "__func__", value), "__code__", None)
+            if code is not None and code.co_filename.startswith(home):
+                files.add(code.co_filename)
     return frozenset(files)
 
 

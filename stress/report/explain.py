@@ -136,6 +136,12 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
     if cause is not None and (strategy == "sequential" or cause not in _SEQUENTIAL_ONLY):
         return _BY_CAUSE[cause]
     inv = result.invariant
+    if strategy == "controlled" and inv == Invariant.DEADLOCK_FREE and (
+            "(a lost wake-up, or a lost slot)" in result.message):
+        inv = Invariant.WAKEUP  # an untimed waiter beside a free slot (controlled._deadlock)
+    if strategy == "controlled" and inv == Invariant.CLOSED and (
+            "must wake every waiter" in result.message):
+        return _BY_CAUSE[Cause.CLOSE_WOKE_NOBODY]
     if isinstance(inv, UserInvariant):
         return ("your own invariant", f"The property you added as {inv.name!r} ({inv.source}) "
                 "did not hold in a stress round: the messages above are what it returned.",

@@ -530,6 +530,94 @@ def test_httpcore_async_pool_timeout_orphans_a_connection() -> None:
     assert [_orphan(replay(run.token, target)) for _ in range(2)] == [True, True]
 
 
+# -- redis-async ---------------------------------------------------------------------------
+
+def test_real_redis_async_pool_through_the_facade() -> None:
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    target = load(None, "redis-async")
+    assert (target.spec, target.modes, target.has_close, target.asynchronous) == (
+        "redis.asyncio:BlockingConnectionPool", adapters.BLOCKING_ONLY, True, True)
+    assert adapters.detect(redis_asyncio.BlockingConnectionPool) is None  # by name only
+    assert target.command_spec == ("redis.asyncio:BlockingConnectionPool "
+                                   "--adapter redis-async")
+    factory = _cycle(target)
+    assert len(factory.created) == 3  # redis reconnects the broken one's object: LIFO
+    with pytest.raises(adapters.NotApplicable):
+        target.make(1, False, None, RecordingFactory())
+
+
+def test_redis_async_timeout_per_call_and_fault_points() -> None:
+    """The timeout is per calling task; an armed failure is raised where redis constructs
+    the connection object (which loses no slot here, unlike the sync pool), then where it
+    connects (released, reconnected by the next checkout)."""
+    pytest.importorskip("redis.asyncio")
+    target = load(None, "redis-async")
+    factory = RecordingFactory()
+    pool = target.make(1, True, None, factory)  # waits for ever
+    conn = pool.get_conn(timeout=0)
+    with pytest.raises(adapters.EmptyPoolError) as empty:
+        pool.get_conn(timeout=0.0)  # per call
+    assert str(empty.value.__cause__) == adapters.REDIS_EMPTY
+    pool.put_conn(conn)
+    assert pool.get_conn(timeout=0) is conn  # kept idle, reused
+    pool.put_conn(conn)
+    factory = RecordingFactory()
+    pool = target.make(1, True, 0.05, factory)
+    factory.fail_next = 1
+    with pytest.raises(ConnectFailed, match="constructing the redis connection"):
+        pool.get_conn()
+    assert factory.injected(factory.raised[0]) and factory.created == []
+    factory.fail_next, factory.fail_with = 1, Interrupted
+    with pytest.raises(Interrupted, match="constructing the redis connection"):
+        pool.get_conn()  # the first fault point again: nothing was constructed
+    first = pool.get_conn(timeout=0)  # the only slot is still there
+    pool.put_conn(first)
+    pool.close()
+    factory.fail_next = 1
+    with pytest.raises(Interrupted) as raised:
+        pool.get_conn()  # the object exists (disconnected): it fails where it connects
+    assert factory.injected(raised.value)
+    again = pool.get_conn(timeout=0)  # released by redis: the slot is free again
+    assert factory.created == [first, again] and not again.closed
+    pool.put_conn(again)
+
+
+def test_redis_async_controlled_run_has_a_verdict() -> None:
+    """The controlled event loop drives redis.asyncio to a verdict: closed (no closed state:
+    after disconnect() the probe's get_conn is served)."""
+    pytest.importorskip("redis.asyncio")
+    from poolcheck.run.controlled import NO_VERDICT, RandomWalk, run_controlled
+
+    run = run_controlled(load(None, "redis-async"), Program(("get",), (("put",), ("get",))),
+                         2, True, RandomWalk(0))
+    assert run.kind not in NO_VERDICT and run.kind != "internal", run.report()
+    assert run.kind == "closed" and "get_conn on the closed pool gave ok" in run.message, \
+        run.report()
+    assert run.history is not None and len(run.history.events) >= 4
+
+
+def test_redis_async_cancelled_waiter_loses_the_wakeup() -> None:
+    """A waiter cancelled after release() notified it takes the wake-up with it: the other
+    waiter waits for ever while the connection is idle (asyncio.Condition before Python
+    3.13, CPython gh-112202; findings/redis_async_cancel_loses_wakeup.py)."""
+    pytest.importorskip("redis.asyncio")
+    from poolcheck.run.controlled import explore, replay
+
+    def lost(run: Any) -> bool:
+        return (run.kind == "interrupt-safe" and "waits for ever" in run.message
+                and "callers hold only 0 of maxsize=1" in run.message)
+
+    target = load(None, "redis-async")
+    found = explore(target, Program(("get",), (("put",), ("interrupt", "wait"), ("wait",))),
+                    1, True, strategy="bounded", runs=400, seconds=60, wanted=lost)
+    run = found.failure
+    assert run is not None, f"not found in {found.runs} runs"
+    assert "a lost wake-up" in run.message and "cancel" in [p.what for p in run.trail], \
+        run.report()
+    assert [lost(replay(run.token, target)) for _ in range(2)] == [True, True]
+    assert lost(replay(run.token))  # the token alone names the target and its adapter
+
+
 # -- psycopg_pool ----------------------------------------------------------------------------
 
 def test_real_psycopg_pool() -> None:

@@ -211,3 +211,14 @@ def test_the_facade_runs_the_blocking_checks() -> None:
     pool.close()
     with pytest.raises(ClosedPoolError):
         pool.get_conn()
+
+
+def test_the_wrong_interface_is_refused_with_the_adapter_to_use() -> None:
+    from poolcheck.errors import LoadError
+
+    spec = f"{ROOT}/examples/aio/correct/condition_pool.py:Pool"
+    assert load(spec).adapter == "asyncio"
+    with pytest.raises(LoadError, match="use --adapter asyncio"):
+        load(spec, "native")
+    with pytest.raises(LoadError, match="use --adapter native"):
+        load(f"{ROOT}/examples/correct/condition_fifo.py:Pool", "asyncio")

@@ -34,8 +34,8 @@ from poolcheck.run.rounds import StressRun, stress_run
 from poolcheck.settings import PROFILES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-ADAPTERS = ["auto", "native", "urllib3", "urllib3-urlopen", "redis", "sqlalchemy", "httpcore",
-            "httpcore-async", "psycopg_pool", "dbutils"]
+ADAPTERS = ["auto", "native", "asyncio", "urllib3", "urllib3-urlopen", "redis", "redis-async",
+            "sqlalchemy", "httpcore", "httpcore-async", "psycopg_pool", "dbutils"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,10 +56,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="path/to/file.py:Name or package.module:Name "
                             "(default: the bundled pool)")
     check.add_argument("--adapter", choices=ADAPTERS, default="auto",
-                       help="how to drive the pool: auto (native, else urllib3 style), "
-                            "native, urllib3, urllib3-urlopen (urllib3's urlopen; default "
+                       help="how to drive the pool: auto (native, asyncio when get_conn "
+                            "is a coroutine function, else urllib3 style), native, asyncio, "
+                            "urllib3, urllib3-urlopen (urllib3's urlopen; default "
                             "TARGET urllib3:HTTPConnectionPool), redis (default TARGET "
-                            "redis:BlockingConnectionPool), sqlalchemy (default TARGET "
+                            "redis:BlockingConnectionPool), redis-async (default TARGET "
+                            "redis.asyncio:BlockingConnectionPool), sqlalchemy (default TARGET "
                             "sqlalchemy.pool:QueuePool), httpcore (default TARGET "
                             "httpcore:ConnectionPool), httpcore-async (default TARGET "
                             "httpcore:AsyncConnectionPool), psycopg_pool (default TARGET "

@@ -106,6 +106,29 @@ redis (redis-py ``BlockingConnectionPool``, or a class with its interface)
       like ``ClosedPoolError``; ``disconnect()`` also closes connections that are checked
       out; ``release()`` of a connection to a closed pool keeps it.
 
+redis-async (``redis.asyncio.BlockingConnectionPool``)
+    * The ``redis`` mapping, on an event loop (``asynchronous``): built the same way, with
+      ``poolcheck_factory=connect`` (the checker's coroutine function), block=True only.
+      The fake connection shares the sync one's socket handling; its ``connect()`` awaits
+      ``connect()`` (a completion the controlled loop decides, and a place a cancellation
+      can arrive); ``disconnect()``, ``can_read()`` and ``re_auth()`` (which the pool's
+      release listener awaits) are coroutines that never wait. The constructor fault
+      point is the same: ``connect.fault`` (the facade's), else the fault of the
+      ``factory`` behind ``connect`` (the controlled loop's).
+    * The per-call timeout is per calling task (a ``ContextVar``), not per thread: every
+      task runs in the loop's one thread.
+    * ``async get_conn`` awaits ``get_connection()`` (the same ``EmptyPoolError``
+      translation; a ``CancelledError`` comes out unchanged); ``async put_conn`` awaits
+      ``release()`` (``put_conn(None)``: of the closed connection, first among those the
+      calling task checked out); ``async close`` awaits ``disconnect()``.
+    * Differences from the contract, left visible: those of ``redis``. Differences from
+      the sync pool: the asyncio pool counts its in-use connections instead of keeping
+      ``None`` placeholders, so a failure constructing a connection object loses no slot;
+      its ``timeout`` covers only the wait on its ``asyncio.Condition`` (not acquiring
+      the condition's lock); and on Python < 3.13 a waiter cancelled just after
+      ``release()`` notified it takes the wake-up with it (``asyncio.Condition``, CPython
+      gh-112202): another waiter waits on while a connection is idle (findings/).
+
 sqlalchemy (``sqlalchemy.pool.QueuePool``)
     * ``cls(creator, pool_size=maxsize, max_overflow=0 if block else -1, timeout=timeout)``.
       ``max_overflow=-1`` is QueuePool's own non-blocking mode, and matches the contract's
@@ -189,19 +212,20 @@ httpcore-async (httpcore 1.x's ``AsyncConnectionPool``, the pool behind httpx's 
       lost for the life of the pool (httpcore issue #1093; findings/). The same orphan
       comes from a pool timeout that races a freed slot, as in the sync pool.
 
-Timeouts (redis, sqlalchemy): these pools take one timeout at construction and read it
-from an attribute on each call (``timeout``, ``_timeout``); the contract passes one per
-``get_conn`` call. The adapter builds the pool from a subclass that only turns that
-attribute into a per-thread value: during ``get_conn(timeout=t)`` the calling thread reads
-``t``, every other thread (and every call with ``timeout=None``) the pool's own value.
-Nothing else of the class changes.
+Timeouts (redis, redis-async, sqlalchemy): these pools take one timeout at construction
+and read it from an attribute on each call (``timeout``, ``_timeout``); the contract passes
+one per ``get_conn`` call. The adapter builds the pool from a subclass that only turns
+that attribute into a per-thread value (redis-async: per task): during
+``get_conn(timeout=t)`` the calling thread reads ``t``, every other thread (and every call
+with ``timeout=None``) the pool's own value. Nothing else of the class changes.
 
-``put_conn(None)`` (redis, sqlalchemy, httpcore, httpcore-async, urllib3-urlopen): the
-contract's "the connection I held broke; I closed it; give its slot back" does not say
-which connection, and these libraries need to know (the redis connection to release, the
-fairy to invalidate, the response to close or release). The adapter picks, among the
-connections checked out through it, one that is closed: first those the calling thread
-(httpcore-async: task) checked out, the most recent first. The checker always closes the
+``put_conn(None)`` (redis, redis-async, sqlalchemy, httpcore, httpcore-async,
+urllib3-urlopen): the contract's "the connection I held broke; I closed it; give its slot
+back" does not say which connection, and these libraries need to know (the redis
+connection to release, the fairy to invalidate, the response to close or release). The
+adapter picks, among the connections checked out through it, one that is closed: first
+those the calling thread (redis-async, httpcore-async: task) checked out, the most recent
+first. The checker always closes the
 connection just before ``put_conn(None)``, in the thread that got it, so this finds it
 whenever only one of them is closed; when the pool itself closed several the caller holds
 (redis's ``disconnect()``, httpcore's ``close()``), they are interchangeable: each goes
@@ -287,6 +311,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import http.client
 import importlib
 import inspect
@@ -667,18 +692,50 @@ class _PerCallTimeout:
             calls.pop(id(obj), None)
 
 
-_TIMED: dict[tuple[type, str], type] = {}
+class _PerTaskTimeout(_PerCallTimeout):
+    """``_PerCallTimeout`` for an asyncio pool, whose callers are tasks of one thread: the
+    value the calling task set with ``during`` (a context variable: each task runs in a
+    context of its own), else the pool's own value."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.calls: contextvars.ContextVar[dict[int, float] | None] = contextvars.ContextVar(
+            f"poolcheck_{name}", default=None)  # never mutated: each during() sets a copy
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        calls = self.calls.get()
+        if calls and id(obj) in calls:
+            return calls[id(obj)]
+        return obj.__dict__[self.name]
+
+    @contextlib.contextmanager
+    def during(self, obj: Any, timeout: float | None) -> Iterator[None]:
+        if timeout is None:  # the pool's own timeout
+            yield
+            return
+        token = self.calls.set({**(self.calls.get() or {}), id(obj): timeout})
+        try:
+            yield
+        finally:
+            self.calls.reset(token)
 
 
-def _with_per_call_timeout(cls: type, attr: str) -> tuple[type, _PerCallTimeout]:
-    key = (cls, attr)
+_TIMED: dict[tuple[type, str, type], type] = {}
+
+
+def _with_per_call_timeout(cls: type, attr: str, per: type[_PerCallTimeout] = _PerCallTimeout
+                           ) -> tuple[type, _PerCallTimeout]:
+    key = (cls, attr, per)
     if key not in _TIMED:
+        caller = "task" if per is _PerTaskTimeout else "thread"
         _TIMED[key] = type(cls)(cls.__name__, (cls,), {
-            attr: _PerCallTimeout(attr), "__module__": cls.__module__,
+            attr: per(attr), "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
-            "__doc__": f"{cls.__qualname__}, with {attr} per calling thread (poolcheck)"})
+            "__doc__": f"{cls.__qualname__}, with {attr} per calling {caller} (poolcheck)"})
     descriptor = _TIMED[key].__dict__[attr]
-    assert isinstance(descriptor, _PerCallTimeout)
+    assert isinstance(descriptor, per)
     return _TIMED[key], descriptor
 
 
@@ -714,30 +771,40 @@ class _CheckedOut:
                            "adapter is closed, so it cannot tell which one broke")
 
 
+def _current_task() -> object:
+    """Who checks a connection out in an asyncio pool: the task (None outside one)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
 # -- redis --------------------------------------------------------------------------------
 
-class _RedisConnection:
-    """A redis-py connection whose socket is one of the checker's connections."""
+class _RedisConnectionBase:
+    """What the sync and asyncio fake redis connections share: the socket (one of the
+    checker's connections), the fault point of constructing one, and the checks redis
+    makes that need no I/O."""
 
-    def __init__(self, poolcheck_factory: Factory, **kwargs: object) -> None:
+    def __init__(self, poolcheck_factory: Any, **kwargs: object) -> None:
         self._factory = poolcheck_factory
         self.kwargs = kwargs
         self.conn: Any = None
         self.pid = os.getpid()
-        fault = getattr(poolcheck_factory, "fault", None)
+        fault = self._fault_point(poolcheck_factory)
         if fault is not None:  # constructing one can fail too (bad options, SSL setup)
             fault("constructing the redis connection")
 
-    def connect(self, *args: object, **kwargs: object) -> None:
-        if self.conn is None or getattr(self.conn, "closed", False):
-            self.conn = self._factory()
+    @staticmethod
+    def _fault_point(factory: Any) -> Callable[[str], None] | None:
+        return getattr(factory, "fault", None)
 
-    def disconnect(self, *args: object, **kwargs: object) -> None:
+    def _needs_socket(self) -> bool:
+        return self.conn is None or getattr(self.conn, "closed", False)
+
+    def _close_socket(self) -> None:
         if self.conn is not None and not getattr(self.conn, "closed", False):
             self.conn.close()
-
-    def can_read(self, *args: object, **kwargs: object) -> bool:
-        return False
 
     def should_reconnect(self) -> bool:
         return False
@@ -745,17 +812,43 @@ class _RedisConnection:
     def is_ready_for_command(self) -> bool:
         return True
 
+    def __repr__(self) -> str:
+        return f"<redis connection over {self.conn!r}>"
+
+
+class _RedisConnection(_RedisConnectionBase):
+    """A redis-py connection whose socket is one of the checker's connections."""
+
+    def connect(self, *args: object, **kwargs: object) -> None:
+        if self._needs_socket():
+            self.conn = self._factory()
+
+    def disconnect(self, *args: object, **kwargs: object) -> None:
+        self._close_socket()
+
+    def can_read(self, *args: object, **kwargs: object) -> bool:
+        return False
+
     def on_connect(self) -> None:
         pass
 
     def check_health(self) -> None:
         pass
 
-    def __repr__(self) -> str:
-        return f"<redis connection over {self.conn!r}>"
-
 
 REDIS_EMPTY = "No connection available."
+
+
+def _redis_empty(exc: Exception) -> None:
+    """Raise redis's timeout (exactly its ``ConnectionError``) as ``EmptyPoolError``."""
+    if _named(exc, "ConnectionError") and str(exc) == REDIS_EMPTY:
+        raise EmptyPoolError(f"redis: {exc}") from exc
+
+
+def _redis_blocks(cls: type, block: bool) -> None:
+    if not block:
+        raise NotApplicable(f"{cls.__name__} always blocks: block=False has no "
+                            "equivalent")
 
 
 class RedisAdapter:
@@ -763,9 +856,7 @@ class RedisAdapter:
 
     def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
                  factory: Factory) -> None:
-        if not block:
-            raise NotApplicable(f"{cls.__name__} always blocks: block=False has no "
-                                "equivalent")
+        _redis_blocks(cls, block)
         timed, self._timeout = _with_per_call_timeout(cls, "timeout")
         self.pool = timed(max_connections=maxsize, timeout=timeout,
                           connection_class=_RedisConnection, poolcheck_factory=factory)
@@ -776,8 +867,7 @@ class RedisAdapter:
             try:
                 redis_conn = self.pool.get_connection()
             except Exception as exc:
-                if _named(exc, "ConnectionError") and str(exc) == REDIS_EMPTY:
-                    raise EmptyPoolError(f"redis: {exc}") from exc
+                _redis_empty(exc)
                 raise
         conn = redis_conn.conn if isinstance(redis_conn, _RedisConnection) else redis_conn
         self._out.add(conn, redis_conn)
@@ -788,6 +878,62 @@ class RedisAdapter:
 
     def close(self) -> None:
         self.pool.disconnect()
+
+
+# -- redis-async --------------------------------------------------------------------------
+
+class _RedisAsyncConnection(_RedisConnectionBase):
+    """A ``redis.asyncio`` connection whose socket is one of the checker's connections:
+    ``connect()`` awaits ``connect()``, the checker's coroutine function. Nothing else
+    awaits (a real ``can_read`` polls a socket that is never readable here)."""
+
+    async def connect(self, *args: object, **kwargs: object) -> None:
+        if self._needs_socket():
+            self.conn = await self._factory()
+
+    async def disconnect(self, *args: object, **kwargs: object) -> None:
+        self._close_socket()
+
+    async def can_read(self, *args: object, **kwargs: object) -> bool:
+        return False
+
+    async def on_connect(self) -> None:
+        pass
+
+    async def check_health(self) -> None:
+        pass
+
+    async def re_auth(self) -> None:  # after each release; no token here: nothing to send
+        pass
+
+
+class RedisAsyncAdapter:
+    """The native asyncio interface over ``redis.asyncio.BlockingConnectionPool``."""
+
+    def __init__(self, cls: type, maxsize: int, block: bool, timeout: float | None,
+                 connect: Callable[[], Awaitable[Any]]) -> None:
+        _redis_blocks(cls, block)
+        timed, self._timeout = _with_per_call_timeout(cls, "timeout", _PerTaskTimeout)
+        self.pool = timed(max_connections=maxsize, timeout=timeout,
+                          connection_class=_RedisAsyncConnection, poolcheck_factory=connect)
+        self._out = _CheckedOut(who=_current_task)
+
+    async def get_conn(self, timeout: float | None = None) -> Any:
+        with self._timeout.during(self.pool, timeout):
+            try:
+                redis_conn = await self.pool.get_connection()
+            except Exception as exc:
+                _redis_empty(exc)
+                raise
+        conn = redis_conn.conn if isinstance(redis_conn, _RedisAsyncConnection) else redis_conn
+        self._out.add(conn, redis_conn)
+        return conn
+
+    async def put_conn(self, conn: Any) -> None:
+        await self.pool.release(self._out.take(conn))
+
+    async def close(self) -> None:
+        await self.pool.disconnect()
 
 
 # -- sqlalchemy ---------------------------------------------------------------------------
@@ -1024,14 +1170,6 @@ class _HttpcoreAsyncBackend:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-
-
-def _current_task() -> object:
-    """Who checks a connection out in an asyncio pool: the task (None outside one)."""
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running loop
-        return None
 
 
 class HttpcoreAsyncAdapter(_HttpcorePool):
@@ -1276,6 +1414,11 @@ def _redis_probe(sig: inspect.Signature) -> object:
                     poolcheck_factory=None)
 
 
+def _redis_async_probe(sig: inspect.Signature) -> object:
+    return sig.bind(max_connections=1, timeout=None, connection_class=_RedisAsyncConnection,
+                    poolcheck_factory=None)
+
+
 def _sqlalchemy_probe(sig: inspect.Signature) -> object:
     return sig.bind(lambda: None, pool_size=1, max_overflow=0, timeout=None)
 
@@ -1312,6 +1455,10 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
             BLOCKING_ONLY, "redis", "redis:BlockingConnectionPool",
             "(max_connections=, timeout=, connection_class=, **connection_kwargs)",
             _redis_probe, RedisAdapter),
+    Adapter("redis-async", ("get_connection", "release", "disconnect"), "disconnect",
+            BLOCKING_ONLY, "redis", "redis.asyncio:BlockingConnectionPool",
+            "(max_connections=, timeout=, connection_class=, **connection_kwargs)",
+            _redis_async_probe, RedisAsyncAdapter, asynchronous=True),
     Adapter("sqlalchemy", ("connect", "dispose"), "dispose", BOTH, "sqlalchemy",
             "sqlalchemy.pool:QueuePool", "(creator, pool_size=, max_overflow=, timeout=)",
             _sqlalchemy_probe, SQLAlchemyAdapter),

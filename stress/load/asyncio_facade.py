@@ -45,6 +45,25 @@ async def _awaited(fn: Callable[[], object]) -> object:
     return await result if inspect.isawaitable(result) else result
 
 
+class _Connect:
+    """The coroutine function the pool is built with: connecting yields to the loop once,
+    as I/O would, then calls ``factory``. Its ``fault`` is the factory's (a place other
+    than connecting where making a connection can fail: an adapter's, e.g. constructing
+    a library's connection object)."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+    async def __call__(self) -> Any:
+        await asyncio.sleep(0)
+        return self.factory()
+
+    def fault(self, point: str) -> None:
+        fault = getattr(self.factory, "fault", None)
+        if fault is not None:
+            fault(point)
+
+
 class AsyncFacade:
     """``get_conn``, ``put_conn`` and ``close`` of an asyncio pool, blocking."""
 
@@ -57,9 +76,7 @@ class AsyncFacade:
         """``make(connect)`` builds the pool, on the loop, given a coroutine function that
         makes connections with ``factory`` (connecting yields to the loop once, as I/O
         would)."""
-        async def connect() -> Any:
-            await asyncio.sleep(0)
-            return factory()
+        connect = _Connect(factory)
 
         async def build() -> Any:
             return make(connect)

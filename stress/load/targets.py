@@ -117,6 +117,11 @@ def _check_drivable(spec: str, cls: type, chosen: adapters.Adapter) -> None:
     if chosen.name == "urllib3" and not adapters.makes_connections(cls):
         raise LoadError(f"{spec}: {cls.__name__} has neither ConnectionCls nor _new_conn(), "
                         "so the urllib3 adapter cannot give it the checker's connections")
+    asynchronous = inspect.iscoroutinefunction(getattr(cls, "get_conn", None))
+    if chosen.name in ("native", "asyncio") and asynchronous != chosen.asynchronous:
+        raise LoadError(f"{spec}: {cls.__name__}.get_conn is "
+                        f"{'a coroutine function' if asynchronous else 'not a coroutine function'}"
+                        f": use --adapter {'asyncio' if asynchronous else 'native'} (or auto)")
     problem = chosen.signature_problem(cls)
     if problem:
         raise LoadError(f"{spec}: {problem}")

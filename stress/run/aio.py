@@ -57,6 +57,7 @@ class _Loop(asyncio.BaseEventLoop):
 
     aborting = False  # (what coop's clock asks of a scheduler)
     finished = False  # the run is over: what its unwinding tasks do is no fact of it
+    just_ran: asyncio.Task[Any] | None = None  # the task of the last step, if it ran one
 
     def __init__(self, chooser: Chooser, budget: int, horizon: float, files: frozenset[str],
                  ops: Callable[[int], str]) -> None:
@@ -69,6 +70,7 @@ class _Loop(asyncio.BaseEventLoop):
         self.parked: dict[asyncio.Task[Any], asyncio.Future[None]] = {}  # awaiting "I/O"
         self.armed: dict[asyncio.Task[Any], None] = {}  # in a get_conn that may be cancelled
         self.delivered: dict[asyncio.Task[Any], None] = {}  # cancelled by us, not yet seen
+        self.began: dict[asyncio.Task[Any], None] = {}  # armed tasks seen to begin a wait
         self.decisions: list[tuple[int, int, bool]] = []
         self.trail: list[Point] = []
         self.steps = 0
@@ -127,6 +129,21 @@ class _Loop(asyncio.BaseEventLoop):
             coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
         return coop.where(found) if found is not None else "-"
 
+    def _cancellable(self, task: asyncio.Task[Any]) -> bool:
+        """Offer to cancel a waiting task while its I/O is in flight (connecting), when it
+        first begins to wait, and once it has been woken, before it resumes (the awaited
+        future is done: a wake-up it may swallow); else only when nothing else can happen:
+        cancelling it sooner or later between those points changes nothing for it."""
+        if task in self.parked:
+            return True
+        if task is self.just_ran and task not in self.began:  # its first wait: as good as
+            self.began[task] = None                           # any time before its wake-up
+            return True
+        waited: Any = getattr(task, "_fut_waiter", None)
+        while isinstance(waited, asyncio.Task) and not waited.done():  # wait_for's inner task
+            waited = getattr(waited, "_fut_waiter", None)
+        return waited is None or waited.done()
+
     def _run_once(self) -> None:
         if self.outcome is not None:
             self.stop()
@@ -156,8 +173,8 @@ class _Loop(asyncio.BaseEventLoop):
         if timers:
             options.append(Option(self._owner(timers[0]), True, timers[0].when()))
             actions.append(("timer", timers[0]))
-        for task in self.armed:
-            if not task.done():
+        for task in self.armed:  # where a cancellation can matter (see _cancellable)
+            if not task.done() and (not options or self._cancellable(task)):
                 options.append(Option(self.lanes.get(task, LOOP), False, None, interrupt=True))
                 actions.append(("cancel", task))
         if not options:
@@ -178,6 +195,7 @@ class _Loop(asyncio.BaseEventLoop):
             getattr(subject, "_callback", None), "__self__", None)
         where = self._where(owner if isinstance(owner, asyncio.Task) else None)
         self.trail.append(Point(self.steps, thread, where, what, self.ops(thread)))
+        self.just_ran = owner if what == "run" and isinstance(owner, asyncio.Task) else None
         if what == "run":
             ready.popleft()._run()
         elif what == "I/O done":
@@ -242,6 +260,7 @@ class _Lane:
         if self.interrupt_next:
             self.interrupt_next = False
             self.loop.armed[task] = None
+            self.loop.began.pop(task, None)
         try:
             conn = await self.pool.get_conn(timeout=timeout)
         except GeneratorExit:
@@ -319,6 +338,10 @@ class _Connect:
             self.recorder.connecting()  # the get holds a slot from here, whatever follows
         await self.loop.io()
         return self.factory()
+
+    def fault(self, point: str) -> None:
+        """An adapter's other place where making a connection fails (RecordingFactory's)."""
+        self.factory.fault(point)
 
 
 async def _probe(probe: _Lane, facts: RoundResult, timeout: float | None) -> None:

@@ -975,5 +975,8 @@ def test_urlopen_full_quick_profile(tmp_path: Path) -> None:
                  "--profile", "quick", "--seed", "1", "--json", str(report)]) in (0, 1)
     checks = json.loads(report.read_text())["checks"]
     assert {c["status"] for c in checks} <= {"passed", "failed"}, checks
-    failed = {c["name"] for c in checks if c["status"] == "failed"}
-    assert failed <= {"stress/closed"}, failed  # close() wakes no waiter (as _get_conn)
+    failed = {c["name"]: c["message"] for c in checks if c["status"] == "failed"}
+    # close() wakes no waiter (as _get_conn); in some runs, _put_conn racing close()
+    # raises from its "pool is full" log line (findings/urllib3_put_conn_races_close.py)
+    assert set(failed) <= {"stress/closed", "stress/errors"}, failed
+    assert "qsize" in failed.get("stress/errors", "qsize"), failed

@@ -414,6 +414,19 @@ def test_urllib3_return_during_close_leaks_and_replays() -> None:
     assert [replay(found.failure.token).kind for _ in range(3)] == ["no-leak"] * 3
 
 
+def test_urllib3_return_with_no_room_during_close_raises_and_replays() -> None:
+    """urllib3's _put_conn on a full pool logs ``self.pool.qsize()`` after put() raised
+    Full: a close() in between has set self.pool to None, so put_conn raises
+    AttributeError (findings/urllib3_put_conn_races_close.py). Found by the whole check."""
+    pytest.importorskip("urllib3")
+    target = load("urllib3:HTTPConnectionPool")
+    out = controlled.check_target(target, seed=1, seconds=10, wanted=[Invariant.ERRORS])
+    run = out.failures.get(Invariant.ERRORS)
+    assert run is not None, f"not found in {out.runs} runs"
+    assert "qsize" in run.report()
+    assert [replay(run.token).kind for _ in range(3)] == [run.kind] * 3
+
+
 def test_primitives_of_a_finished_run_are_passive() -> None:
     """A finalizer of an earlier run's pool may use its primitives from any thread, later:
     they neither switch nor stop the run under way, and never block for ever."""

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from poolcheck.load.targets import Target
+from poolcheck.model import Invariant
 from poolcheck.observe.watchdog import Watchdog
 from poolcheck.pool import Pool
-from poolcheck.run import sequential
 from poolcheck.run.checks import all_checks, run_checks
+from poolcheck.run.rounds import stress_run
 from poolcheck.run.sequential import ANY, Session, machine_for
 from poolcheck.settings import PROFILES, Profile
 
@@ -79,8 +80,7 @@ class HangsOnSecondGet(Pool):
         return super().get_conn(timeout)
 
 
-def test_hang_is_reported_once_with_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
+def test_hang_is_reported_once_with_stack() -> None:
     sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
     results = {str(r.invariant): r for r in run_checks(Target.of(HangsOnSecondGet), QUICK, 3,
                                                   only=sequential_only)}
@@ -106,10 +106,9 @@ class IgnoresItsOwnTimeout(Pool):
 @pytest.mark.parametrize("profile", [replace(QUICK, examples=8),
                                      pytest.param(QUICK, marks=pytest.mark.slow)],
                          ids=["8-examples", "quick"])
-def test_a_get_past_its_timeout_fails_timeout_only(monkeypatch: pytest.MonkeyPatch,
-                                                   profile: Profile) -> None:
-    """The other sequential checks still reach a verdict: they stop drawing that call."""
-    monkeypatch.setattr(sequential, "CALL_LIMIT", 0.5)
+def test_a_get_past_its_timeout_fails_timeout_only(profile: Profile) -> None:
+    """The other sequential checks still reach a verdict: they stop drawing that call.
+    (The watchdog's own limit: a shorter one made a call slowed by a loaded machine a hang.)"""
     sequential_only = [c.name for c in all_checks() if c.name.startswith("sequential/")]
     results = {str(r.invariant): r for r in run_checks(Target.of(IgnoresItsOwnTimeout), profile,
                                                   3, only=sequential_only)}
@@ -125,6 +124,23 @@ def test_stress_names_a_deadlock_not_a_timeout() -> None:
                           only=["stress/deadlock-free"])
     assert result.status == "failed", result.message
     assert "acquire" in result.message
+
+
+class NonBlockingOnly(Pool):
+    """A pool half done (step 1 of the starter kit): block=True not written yet."""
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        if self.block:
+            raise NotImplementedError("block=True")
+        return super().get_conn(timeout)
+
+
+def test_stress_rounds_run_each_mode_however_short_the_budget() -> None:
+    """No time left (a loaded machine): still one round of each mode, so a pool that hands
+    out connections in one of them is exercised, not judged on the other's rounds."""
+    run = stress_run(Target.of(NonBlockingOnly), 11, {Invariant.EXCLUSIVE}, 0.0, 0.0)
+    assert run.rounds == 2
+    assert run.handed_out > 0
 
 
 class NoClose:

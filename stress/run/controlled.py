@@ -904,6 +904,7 @@ SMALL_PROGRAMS = [  # the classic windows, tried with every strategy before Hypo
     Program(("fail",), (("get",), ("get",))),  # a failed connect among gets
     Program(("get",), (("put",), ("close",))),  # a return during close()
     Program(("get",), (("get", "put"), ("close",))),
+    Program(("get", "get", "put"), (("put",), ("close",))),  # ... one with no room
     Program(("get",), (("discard",), ("wait",))),  # a freed slot must wake the waiter
     Program(("get",), (("put",), ("wait",))),  # ... and a returned connection
     Program(("get",), (("close",), ("wait",))),  # close() must wake the waiter

@@ -63,10 +63,16 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
     stormed = False
     deadline = time.monotonic() + seconds
     next_seed = seeds or (lambda i: round_seed(seed, i))
+    # a verdict needs a round in each mode the pool has, however slow the machine: past
+    # the deadline, one more round of each mode not yet run (a pool that has only one
+    # mode done must not be judged on the rounds that drew the other)
+    unrun = set(target.modes) if block is None else {block}
     with Watchdog() as watchdog:
-        while time.monotonic() < deadline and (
+        while (time.monotonic() < deadline or unrun) and (
                 until_end or not wanted <= set(run.failures)):
-            spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, block)
+            mode = block if time.monotonic() < deadline else min(unrun)
+            spec = RoundSpec.draw(next_seed(run.rounds), threads, ops, maxsize, mode)
+            unrun.discard(spec.block)
             if spec.block and not spec.closer and Invariant.TIMEOUT in wanted and not stormed:
                 # the first round whose probes run (block, no closer) also runs the storm
                 spec, stormed = replace(spec, storm=True), True

@@ -26,6 +26,10 @@ class Cause(str, Enum):
     CLOSE_LEFT_IDLE_OPEN = "close-left-idle-open"  # close() did not close idle ones
     CLOSE_WOKE_NOBODY = "close-woke-nobody"  # callers waiting at close() kept waiting
     EMPTY_TOO_EARLY = "empty-too-early"  # EmptyPoolError before the timeout had passed
+    # the controlled scheduler: what the order of events, or the event loop, shows
+    LOST_WAKEUP = "lost-wakeup"  # an untimed waiter waits for ever beside a free slot
+    CANCELLED = "cancelled"  # the interrupt was an asyncio task's cancellation
+    ACROSS_AWAIT = "across-await"  # tasks interleave only at awaits: a race spans one
 
     def __str__(self) -> str:
         return self.value

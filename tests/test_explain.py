@@ -58,6 +58,27 @@ def test_the_shrunk_program_names_the_path_that_leaked(pool: str, cause: Cause,
     assert explanation is not None and explanation.concept == concept
 
 
+def test_a_controlled_deadlock_beside_a_free_slot_is_a_lost_wakeup() -> None:
+    """The controlled run names the cause (``controlled._deadlock``): an untimed waiter
+    beside a free slot; the explanation follows it, whatever the message says."""
+    target = load(f"{ROOT}/examples/buggy/lost_wakeup.py:Pool")
+    [result] = run_checks(target, PROFILES["quick"], 1, only=["controlled/deadlock-free"])
+    assert result.status == "failed" and result.cause is Cause.LOST_WAKEUP, result.message
+    result.message = "it broke"
+    explanation = explain(result, [result])
+    assert explanation is not None and explanation.concept == "lost wakeup"
+
+
+def test_a_race_across_an_await_is_said_only_of_a_race() -> None:
+    on_loop = _result("controlled/linearizable")
+    on_loop.cause = Cause.ACROSS_AWAIT
+    explanation = explain(on_loop, [on_loop])
+    assert explanation is not None and "across an await" in explanation.concept
+    alone = _result("sequential/bound")  # the pool breaks the contract one call at a time
+    explanation = explain(on_loop, [alone, on_loop])
+    assert explanation is not None and "one-caller-at-a-time" in explanation.concept
+
+
 def test_passed_checks_need_no_explanation() -> None:
     assert explain(_result("stress/bound", "passed"), []) is None
 

@@ -120,11 +120,32 @@ _BY_CAUSE: dict[Cause, tuple[str, str, str]] = {
         "deadline arithmetic", "EmptyPoolError came before the timeout had passed.",
         "Compute the deadline once; after every wake-up wait only for the time left, and "
         "give up only when it has passed."),
+    Cause.LOST_WAKEUP: (
+        "lost wakeup", "A caller waited for ever although a connection or a free slot was "
+        "available: whoever made it available did not wake a waiter, or a slot was lost.",
+        "Every path that returns a connection or frees a slot (put_conn, put_conn(None), a "
+        "failed connect) must notify; waiters re-check in a loop."),
+    Cause.CANCELLED: (
+        "an exception while waiting", "A task waiting in get_conn was cancelled "
+        "(task.cancel(): asyncio.wait_for, a timeout, a task group): afterwards the pool had "
+        "lost a slot, leaked a connection, or left another waiter asleep although a wake-up "
+        "had been sent to the cancelled one.", "CancelledError is a BaseException: give back "
+        "in `except BaseException:`/`finally:` what the cancelled call had reserved or been "
+        "handed (a slot, a connection, a resolved future), and pass it on to the next waiter "
+        "before re-raising."),
+    Cause.ACROSS_AWAIT: (
+        "check-then-act across an await", "The tasks got results that no one-at-a-time "
+        "order of their calls could give: a decision was made, then the task awaited, and "
+        "another task changed the state in between.", "Do not await between a check (is "
+        "something idle? is there room? is the pool closed?) and the change it leads to: "
+        "reserve first, then await."),
 }
 # Causes a sequential run shows only with one caller at a time: said only of a
 # sequential check (a stress round's capacity failure has no shrunk program to read).
 _SEQUENTIAL_ONLY = frozenset({Cause.LEAK_ON_BASEEXCEPTION, Cause.LEAK_ON_FACTORY_ERROR,
                               Cause.LEAK_ON_PUT_NONE, Cause.CLOSE_LEFT_IDLE_OPEN})
+# Causes of a race: said only when one caller at a time does not break it as well.
+_RACE_ONLY = frozenset({Cause.ACROSS_AWAIT})
 
 
 def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, str]:
@@ -133,15 +154,10 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
         cause = Cause.PROCESS_STOPPED
     elif result.status == "error" and cause is None:
         cause = Cause.NOT_COMPLETED
-    if cause is not None and (strategy == "sequential" or cause not in _SEQUENTIAL_ONLY):
+    if cause is not None and (strategy == "sequential" or cause not in _SEQUENTIAL_ONLY) and (
+            race or cause not in _RACE_ONLY):
         return _BY_CAUSE[cause]
     inv = result.invariant
-    if strategy == "controlled" and inv == Invariant.DEADLOCK_FREE and (
-            "(a lost wake-up, or a lost slot)" in result.message):
-        inv = Invariant.WAKEUP  # an untimed waiter beside a free slot (controlled._deadlock)
-    if strategy == "controlled" and inv == Invariant.CLOSED and (
-            "must wake every waiter" in result.message):
-        return _BY_CAUSE[Cause.CLOSE_WOKE_NOBODY]
     if isinstance(inv, UserInvariant):
         return ("your own invariant", f"The property you added as {inv.name!r} ({inv.source}) "
                 "did not hold in a stress round: the messages above are what it returned.",
@@ -207,21 +223,6 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
                 "does not allow, or changed the factory's.", "get_conn raises "
                 "ClosedPoolError, EmptyPoolError (block=True only) or exactly what the "
                 "factory raised; put_conn and close raise nothing.")
-    on_loop = " I/O done" in result.message or " cancel\n" in result.message  # asyncio's run
-    if inv == Invariant.INTERRUPT_SAFE and on_loop:
-        return ("an exception while waiting", "A task waiting in get_conn was cancelled "
-                "(task.cancel(): asyncio.wait_for, a timeout, a task group): afterwards the "
-                "pool had lost a slot, leaked a connection, or left another waiter asleep "
-                "although a wake-up had been sent to the cancelled one.", "CancelledError is a "
-                "BaseException: give back in `except BaseException:`/`finally:` what the "
-                "cancelled call had reserved or been handed (a slot, a connection, a "
-                "resolved future), and pass it on to the next waiter before re-raising.")
-    if inv == Invariant.LINEARIZABLE and race and on_loop:
-        return ("check-then-act across an await", "The tasks got results that no "
-                "one-at-a-time order of their calls could give: a decision was made, then "
-                "the task awaited, and another task changed the state in between.", "Do not "
-                "await between a check (is something idle? is there room? is the pool "
-                "closed?) and the change it leads to: reserve first, then await.")
     if inv == Invariant.INTERRUPT_SAFE:
         return ("an exception while waiting", "A caller waiting in get_conn was interrupted "
                 "(KeyboardInterrupt, a gevent or eventlet Timeout): afterwards the pool had "

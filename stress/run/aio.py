@@ -34,7 +34,6 @@ from poolcheck.observe.recording import (
     ConnectFailed,
     RecordingConnection,
     RecordingFactory,
-    contract_error,
 )
 from poolcheck.run import coop
 from poolcheck.run.controlled import (
@@ -43,9 +42,18 @@ from poolcheck.run.controlled import (
     _project,
     _StepRecorder,
     give_verdict,
+    probe_got,
+    probe_refused,
 )
 from poolcheck.run.coop import CLOCK_START, Chooser, Option, Point, substituted
-from poolcheck.run.engine import _trace, pool_files, settle_kept
+from poolcheck.run.engine import (
+    _trace,
+    end_call,
+    end_get_raised,
+    end_got,
+    pool_files,
+    settle_kept,
+)
 from poolcheck.run.parallel import Program
 
 LOOP = -2  # a callback no lane's task owns (the pool's own tasks, gather, ...)
@@ -278,21 +286,15 @@ class _Lane:
         except BaseException as exc:
             if self.loop.finished:
                 raise
-            name = contract_error(exc, self.factory)
-            self.recorder.end(record, name or type(exc).__name__,
-                              error=None if name else _trace(exc))
+            end_get_raised(self.recorder, record, exc, self.factory)
             return
         finally:
             self.loop.armed.pop(task, None)
         if task in self.loop.delivered:  # the pool swallowed the cancellation: allowed
             del self.loop.delivered[task]
             _uncancel(task)
-        if not self.factory.owns(conn):
-            self.recorder.end(record, "ok", error=f"get_conn returned {conn!r}, which its "
-                              "connection_factory did not make")
-            return
-        self.recorder.end(record, "ok", conn=conn.id)
-        self.held.append(conn)
+        if end_got(self.recorder, record, conn, self.factory):
+            self.held.append(conn)
 
     async def call(self, op: str, conn: RecordingConnection | None,
                    fn: Callable[[], object]) -> None:
@@ -309,9 +311,7 @@ class _Lane:
                 raise
             self.recorder.end(record, type(exc).__name__, error=_trace(exc))
             return
-        kept = None if conn is None or op != "put" else (
-            not conn.closed or conn.closed_by_caller)
-        self.recorder.end(record, "ok", kept=kept)
+        end_call(self.recorder, record, op, conn)
 
     async def return_all(self) -> None:
         while self.held:
@@ -353,21 +353,14 @@ async def _probe(probe: _Lane, facts: RoundResult, timeout: float | None) -> Non
     if block and not closed:
         for _ in range(maxsize):
             await probe.get(timeout)
-        got = len(probe.held)
-        facts.capacity_intact = got == maxsize
-        if got < maxsize:
-            facts.probe_empty = (f"with every connection returned, the pool handed out only "
-                                 f"{got} of maxsize={maxsize} connections at once")
+        probe_got(facts, len(probe.held))
         await probe.return_all()
     if not facts.has_close:
         return
     if not closed:
         await probe.call("close", None, probe.pool.close)
     await probe.get(0.0)
-    last = facts.log.calls[-1]
-    if last.outcome != "ClosedPoolError":
-        facts.closed_get = f"get_conn on the closed pool gave {last.outcome}" + (
-            f" #{last.conn}" if last.conn else "")
+    if not probe_refused(facts):
         await probe.return_all()
     facts.left_open = sorted(c.id for c in probe.factory.open_connections())
 

@@ -225,10 +225,12 @@ def run_controlled_checks(target: Target, profile: Profile, seed: int, checks: l
             evidence = ((failure.history, failure.result) if check.invariant ==
                         Invariant.LINEARIZABLE and failure.history is not None
                         and failure.result is not None else None)
-            report = failure.report() if controlled.invariant_of(failure) == check.invariant \
+            own = controlled.invariant_of(failure) == check.invariant
+            report = failure.report() if own \
                 else controlled.format_failure(failure, check.invariant)
             results.append(CheckResult(check.name, check.invariant, "failed", report,
-                                       f"poolcheck replay {failure.token}", seconds, evidence))
+                                       f"poolcheck replay {failure.token}", seconds, evidence,
+                                       cause=failure.cause if own else None))
         else:
             results.append(CheckResult(check.name, check.invariant, "passed",
                                        f"no violation in {out.runs} controlled runs",

@@ -30,6 +30,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
+from poolcheck.causes import Cause
 from poolcheck.errors import LoadError, TokenError
 from poolcheck.judge import linearize
 from poolcheck.judge.judges import Finding, history_of_log, interrupted_by, judge_order
@@ -249,6 +251,7 @@ class ControlledRun:
     # an interrupted run's failure is named interrupt-safe; what it broke underneath
     underlying: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)  # every invariant it broke
+    cause: Cause | None = None  # what the run shows beyond its kind (a lost wake-up, ...)
 
     @property
     def failed(self) -> bool:
@@ -350,11 +353,13 @@ def give_verdict(run: ControlledRun, outcome: tuple[str, str] | None,
     if outcome is not None:
         run.kind, run.message = outcome
         if run.kind == "deadlock":
-            run.kind, run.message = _deadlock(log.calls, maxsize, block, run.message)
+            run.kind, run.message, run.cause = _deadlock(log.calls, maxsize, block,
+                                                         run.message)
         interrupted = interrupted_by(log)
         if interrupted and run.kind is not None and run.kind not in NO_VERDICT:
             run.underlying = {str(_KINDS.get(run.kind, run.kind))}
             run.kind, run.message = "interrupt-safe", f"after {interrupted}: {run.message}"
+            run.cause = None  # the interrupt explains it (underlying: what it broke)
     elif crashes:
         thread, exc = crashes[0]
         where = {0: "building the pool", PROBE: "the final probe"}.get(thread, "the run")
@@ -381,6 +386,10 @@ def give_verdict(run: ControlledRun, outcome: tuple[str, str] | None,
                 run.kind = "errors" if first.invariant == Invariant.ERRORS else str(
                     first.invariant)
                 run.message = first.message
+    if run.target.asynchronous and run.kind == "interrupt-safe":
+        run.cause = Cause.CANCELLED  # the only interrupt an event loop delivers
+    elif run.target.asynchronous and run.kind == "linearizable":
+        run.cause = Cause.ACROSS_AWAIT
     return run
 
 
@@ -410,7 +419,7 @@ class _Lane(_ParallelLane):
 
 
 def _deadlock(calls: list[CallRecord], maxsize: int, block: bool,
-              message: str) -> tuple[str | None, str]:
+              message: str) -> tuple[str | None, str, Cause | None]:
     """Whose deadlock: the pool's, or the program's own? (``calls`` unwound: the ones
     the stop cut short are pending)
 
@@ -425,17 +434,18 @@ def _deadlock(calls: list[CallRecord], maxsize: int, block: bool,
                and not any(c.op in ("put", "discard") and c.conn == g.conn and c.call > g.ret
                            for c in calls))
     if not (block and pending and all(c.op == "get" and c.timeout is None for c in pending)):
-        return "deadlock", message
+        return "deadlock", message, None
     if any(c.op == "close" and c.ret is not None for c in calls):
         return "closed", ("close() returned, yet get_conn(timeout=None) still waits: close() "
-                          "must wake every waiter with ClosedPoolError\n" + message)
+                          "must wake every waiter with ClosedPoolError\n" + message), \
+            Cause.CLOSE_WOKE_NOBODY
     if held >= maxsize:
         return None, ("the program waits for ever by itself: callers hold all "
-                      f"{maxsize} connections and give none back")
+                      f"{maxsize} connections and give none back"), None
     return "deadlock", (f"get_conn(timeout=None) waits for ever while callers hold only {held} "
                         f"of maxsize={maxsize} connections: a freed slot or a returned "
                         "connection did not reach it (a lost wake-up, or a lost slot)\n"
-                        + message)
+                        + message), Cause.LOST_WAKEUP
 
 
 def _probe(probe: _Lane, facts: RoundResult, factory: RecordingFactory,
@@ -449,23 +459,37 @@ def _probe(probe: _Lane, facts: RoundResult, factory: RecordingFactory,
     if block and not closed:
         for _ in range(maxsize):
             probe._get(timeout)
-        got = len(probe.held)
-        facts.capacity_intact = got == maxsize
-        if got < maxsize:
-            facts.probe_empty = (f"with every connection returned, the pool handed out only "
-                                 f"{got} of maxsize={maxsize} connections at once")
+        probe_got(facts, len(probe.held))
         probe._return_all(1.0)
     if not facts.has_close:
         return
     if not closed:
         probe._close(None)
     probe._get(0.0)
+    if not probe_refused(facts):
+        probe._return_all(1.0)
+    facts.left_open = sorted(c.id for c in factory.open_connections())
+
+
+# What the final probe saw, for a thread's probe (``_probe``) or a task's (``aio._probe``).
+
+def probe_got(facts: RoundResult, got: int) -> None:
+    """With everything returned, the probe's gets held ``got`` connections at once."""
+    maxsize = facts.spec.maxsize
+    facts.capacity_intact = got == maxsize
+    if got < maxsize:
+        facts.probe_empty = (f"with every connection returned, the pool handed out only "
+                             f"{got} of maxsize={maxsize} connections at once")
+
+
+def probe_refused(facts: RoundResult) -> bool:
+    """Did the probe's last call, a get_conn on the closed pool, raise ClosedPoolError?"""
     last = facts.log.calls[-1]
     if last.outcome != "ClosedPoolError":
         facts.closed_get = f"get_conn on the closed pool gave {last.outcome}" + (
             f" #{last.conn}" if last.conn else "")
-        probe._return_all(1.0)
-    facts.left_open = sorted(c.id for c in factory.open_connections())
+        return False
+    return True
 
 
 def _without_interrupts(program: Program) -> Program:
@@ -544,18 +568,19 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
             budget: int = BUDGET, get_timeout: float = GET_TIMEOUT,
             on_run: Callable[[ControlledRun], None] | None = None,
             wanted: Callable[[ControlledRun], bool] | None = None,
-            search: _Bounded | None = None) -> Exploration:
+            search: _Bounded | None = None,
+            clock: Callable[[], float] = time.monotonic) -> Exploration:
     """Run ``program`` under ``strategy`` (random | pct | bounded) until a failure
     (``wanted`` says which count: by default any), ``runs`` runs or ``seconds`` have
     passed; the bounded search also ends when it is complete (``search``: go on with
     that one where it stopped). ``on_run`` sees every run
-    (the grader judges its facts again)."""
-    start = time.monotonic()
+    (the grader judges its facts again); ``seconds`` are measured on ``clock``."""
+    start = clock()
     found = Exploration(strategy)
     schedules = (search or _Bounded(preemptions)) if strategy == "bounded" else None
     steps_seen = 50
     rng = random.Random(seed)
-    while found.runs < runs and time.monotonic() - start < seconds:
+    while found.runs < runs and clock() - start < seconds:
         chooser: Chooser
         if strategy == "random":
             chooser = RandomWalk(rng.getrandbits(64))
@@ -581,7 +606,7 @@ def explore(target: Target, program: Program, maxsize: int, block: bool, *,
         if run.failed and (wanted is None or run.no_verdict or wanted(run)):
             found.failure = run
             break
-    found.seconds = time.monotonic() - start
+    found.seconds = clock() - start
     return found
 
 
@@ -624,7 +649,8 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
                       shrink_seconds: float = 20.0,
                       on_run: Callable[[ControlledRun], None] | None = None,
                       wanted: Callable[[ControlledRun], bool] | None = None,
-                      interrupts: bool = False) -> ControlledRun | None:
+                      interrupts: bool = False,
+                      clock: Callable[[], float] = time.monotonic) -> ControlledRun | None:
     """Hypothesis draws the program and the schedule; the smallest failure seen is returned,
     its preemptions then minimized (``minimize``).
 
@@ -638,7 +664,7 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
                       report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
                       phases=[Phase.generate, Phase.shrink], verbosity=Verbosity.quiet,
                       print_blob=False)
-    until = time.monotonic() + seconds
+    until = clock() + seconds
     best: list[ControlledRun] = []
     failed_at: list[float] = []
     stuck: list[ControlledRun] = []  # a run with no verdict: the pool cannot be driven
@@ -648,9 +674,9 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
     @given(programs(interrupts), st.lists(st.integers(0, LANES), max_size=50),
            st.integers(0, 2**32 - 1))
     def test(program: Program, choices: list[int], walk: int) -> None:
-        if stuck or (not failed_at and time.monotonic() > until):
+        if stuck or (not failed_at and clock() > until):
             raise _Stop  # Hypothesis shrinks this "failure" in a few instant calls
-        if failed_at and time.monotonic() > failed_at[0] + shrink_seconds:
+        if failed_at and clock() > failed_at[0] + shrink_seconds:
             return
         run = run_controlled(target, program, maxsize, block, Drawn(choices, walk))
         if on_run is not None:
@@ -660,7 +686,7 @@ def search_hypothesis(target: Target, maxsize: int, block: bool, *, seed: int = 
             raise _Stop
         if run.failed and (wanted is None or wanted(run)):
             if not failed_at:
-                failed_at.append(time.monotonic())
+                failed_at.append(clock())
             if not best or _size(run) < _size(best[0]):
                 best[:] = [run]
             raise _Failed
@@ -932,6 +958,25 @@ class CheckOutcome:
         return self.stuck or next(iter(self.failures.values()), None)
 
 
+class SearchClock:
+    """The search's own time: the runs that judge a counterfactual (the program without
+    its interrupts) are set aside, so every budget (search, shrinking) is the search's."""
+
+    def __init__(self) -> None:
+        self._aside = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self._aside
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self._aside += time.monotonic() - began
+
+
 def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
                  configs: Sequence[Configuration] = CONTROLLED_CONFIGURATIONS,
                  on_run: Callable[[ControlledRun], None] | None = None,
@@ -949,10 +994,8 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
     left = set(wanted)
 
     caused: dict[Program, set[str]] = {}
-    aside = [0.0]  # seconds spent on counterfactuals: the budgets are the search's
-
-    def now() -> float:
-        return time.monotonic() - aside[0]
+    clock = SearchClock()
+    now = clock.now
 
     def counts_for(run: ControlledRun) -> set[Invariant]:
         """What a run counts for: an interrupted run's failure counts for interrupt-safe
@@ -963,9 +1006,8 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
         if Invariant.INTERRUPT_SAFE in found and run.program != _without_interrupts(run.program):
             plain = _without_interrupts(run.program)
             if plain not in caused:
-                began = time.monotonic()
-                caused[plain] = _breaks(target, plain, run.maxsize, run.block)
-                aside[0] += time.monotonic() - began  # not the search's time
+                with clock.aside():
+                    caused[plain] = _breaks(target, plain, run.maxsize, run.block)
             if not (run.underlying or {"?"}) - caused[plain]:
                 found = found - {Invariant.INTERRUPT_SAFE}
         return found
@@ -1007,7 +1049,7 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
             found = explore(target, program, maxsize, block, strategy=strategy,
                             seed=seed * 1_000_003 + rounds, runs=SLOT_RUNS << min(rounds, 6),
                             seconds=until - now(), on_run=on_run, wanted=wants,
-                            search=searches.get(i))
+                            search=searches.get(i), clock=now)
             out.runs += found.runs
             if found.failure is not None and found.failure.no_verdict:
                 out.stuck = found.failure
@@ -1024,7 +1066,7 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
             best = search_hypothesis(target, maxsize, block, seed=seed, examples=100_000,
                                      seconds=spare, shrink_seconds=shrink, on_run=on_run,
                                      wanted=wants,
-                                     interrupts=Invariant.INTERRUPT_SAFE in wanted)
+                                     interrupts=Invariant.INTERRUPT_SAFE in wanted, clock=now)
             if best is None:
                 break
             if best.no_verdict:

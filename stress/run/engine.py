@@ -128,18 +128,12 @@ class _Worker:
         try:
             conn = self.pool.get_conn(timeout=timeout)
         except BaseException as exc:
-            name = contract_error(exc, self.factory)
-            self.recorder.end(record, name or type(exc).__name__,
-                              error=None if name else _trace(exc))
+            end_get_raised(self.recorder, record, exc, self.factory)
             self.done[-1] += f" -> {type(exc).__name__}"
             return
-        if not self.factory.owns(conn):
-            self.recorder.end(record, "ok", error=f"get_conn returned {conn!r}, which "
-                              "its connection_factory did not make")
-            return
-        self.recorder.end(record, "ok", conn=conn.id)
-        self.done[-1] += f" -> #{conn.id}"
-        self.held.append(conn)
+        if end_got(self.recorder, record, conn, self.factory):
+            self.done[-1] += f" -> #{conn.id}"
+            self.held.append(conn)
 
     def _use(self, steps: int) -> None:
         for conn in self.held:
@@ -174,13 +168,41 @@ class _Worker:
             self.recorder.end(record, type(exc).__name__, error=_trace(exc))
             self.done[-1] += f" -> {type(exc).__name__}"
             return
-        # Kept unless the *pool* closed it: by now another thread may have got it from
-        # the pool and closed it as broken, which proves it was kept.
-        kept = None if conn is None or op != "put" else (
-            not conn.closed or conn.closed_by_caller)
-        self.recorder.end(record, "ok", kept=kept)
+        kept = end_call(self.recorder, record, op, conn)
         if kept is not None:
             self.done[-1] += " -> kept it" if kept else " -> closed it"
+
+
+# How a call's outcome is recorded, by a thread (``_Worker``, the controlled lanes) or a
+# task (``poolcheck.run.aio``): one wording for every judge.
+
+def end_get_raised(recorder: Recorder, record: CallRecord, exc: BaseException,
+                   factory: RecordingFactory) -> None:
+    """A get_conn that raised: a contract error by its name, anything else with its
+    traceback (the errors judge reads it)."""
+    name = contract_error(exc, factory)
+    recorder.end(record, name or type(exc).__name__, error=None if name else _trace(exc))
+
+
+def end_got(recorder: Recorder, record: CallRecord, conn: Any,
+            factory: RecordingFactory) -> bool:
+    """A get_conn that returned: is ``conn`` the factory's (the caller holds it)?"""
+    if not factory.owns(conn):
+        recorder.end(record, "ok", error=f"get_conn returned {conn!r}, which its "
+                     "connection_factory did not make")
+        return False
+    recorder.end(record, "ok", conn=conn.id)
+    return True
+
+
+def end_call(recorder: Recorder, record: CallRecord, op: str,
+             conn: RecordingConnection | None) -> bool | None:
+    """A put_conn, discard or close() that returned; for a put, whether it was kept."""
+    # Kept unless the *pool* closed it: by now another thread may have got it from the
+    # pool and closed it as broken, which proves it was kept.
+    kept = None if conn is None or op != "put" else (not conn.closed or conn.closed_by_caller)
+    recorder.end(record, "ok", kept=kept)
+    return kept
 
 
 def _yielding_tracer(files: frozenset[str], rng: random.Random,

@@ -1038,6 +1038,10 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
              for strategy in ("random", "pct", "bounded")
              if c[1] or p not in INTERRUPT_PROGRAMS]  # their waiters need a blocking pool
     searches = {i: _Bounded(2) for i, slot in enumerate(slots) if slot[2] == "bounded"}
+    # interrupt-safe is the interrupt programs' alone, every other invariant the many plain
+    # programs': while both are wanted, each family gets about the same number of runs
+    interrupt_slots = sum(slot[1] in INTERRUPT_PROGRAMS for slot in slots)
+    weight = max(1, (len(slots) - interrupt_slots) // max(1, interrupt_slots))
     until = start + seconds * 2 / 3
     rounds = 0
     while left and now() < until and slots:
@@ -1046,8 +1050,11 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
                 break
             if i in searches and searches[i].pending is None:
                 continue  # that bounded search is complete
+            runs = SLOT_RUNS << min(rounds, 6)
+            if program in INTERRUPT_PROGRAMS and Invariant.INTERRUPT_SAFE in left:
+                runs *= weight
             found = explore(target, program, maxsize, block, strategy=strategy,
-                            seed=seed * 1_000_003 + rounds, runs=SLOT_RUNS << min(rounds, 6),
+                            seed=seed * 1_000_003 + rounds, runs=runs,
                             seconds=until - now(), on_run=on_run, wanted=wants,
                             search=searches.get(i), clock=now)
             out.runs += found.runs

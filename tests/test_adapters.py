@@ -307,8 +307,11 @@ def test_httpcore_is_not_auto_detected() -> None:
     """handle_request is not this pool's alone: auto must not claim it."""
     httpcore = pytest.importorskip("httpcore")
     assert adapters.detect(httpcore.ConnectionPool) is None
-    with pytest.raises(LoadError, match="has no get_conn"):
+    with pytest.raises(LoadError, match="has no get_conn") as refused:
         load("httpcore:ConnectionPool")
+    assert str(refused.value).endswith("adapters: --adapter httpcore (docs/ADAPTERS.md)")
+    with pytest.raises(LoadError, match=r"--adapter httpcore-async \(docs"):
+        load("httpcore:AsyncConnectionPool")
     target = load("httpcore:ConnectionPool", "httpcore")
     assert target.command_spec == "httpcore:ConnectionPool --adapter httpcore"
 
@@ -980,3 +983,21 @@ def test_urlopen_full_quick_profile(tmp_path: Path) -> None:
     # raises from its "pool is full" log line (findings/urllib3_put_conn_races_close.py)
     assert set(failed) <= {"stress/closed", "stress/errors"}, failed
     assert "qsize" in failed.get("stress/errors", "qsize"), failed
+
+
+def test_redis_before_5_3_gets_the_command_name_it_requires() -> None:
+    """redis-py before 5.3: ``get_connection(command_name, *keys, **options)``; after, the
+    name is optional and deprecated, so it is left out."""
+    class Old:
+        def get_connection(self, command_name: str, *keys: Any, **options: Any) -> None: ...
+
+    class New:
+        def get_connection(self, command_name: Any = None, *keys: Any,
+                           **options: Any) -> None: ...
+
+    class Newest:
+        def get_connection(self) -> None: ...
+
+    assert adapters._redis_command(Old) == ("PING",)
+    assert adapters._redis_command(New) == ()
+    assert adapters._redis_command(Newest) == ()

@@ -507,3 +507,29 @@ def test_a_slot_given_back_after_a_failed_connect_survives_an_interrupt(spec: st
                         seed=1, runs=300, seconds=200)
         assert found.failure is None, found.failure.report()
         assert found.runs > 50
+
+
+class NeverHandsOut(Pool):
+    """get_conn always raises: nothing any check looks at can happen."""
+
+    def get_conn(self, timeout: float | None = None) -> Any:
+        raise RuntimeError("not yet")
+
+
+def test_controlled_checks_that_saw_no_connection_tested_nothing() -> None:
+    """As the other checks: a pass needs a connection handed out in some run (redis-py
+    before 5.3 made every get_conn raise through its adapter, and 'passed')."""
+    from dataclasses import replace
+
+    from poolcheck.causes import Cause
+    from poolcheck.run.checks import run_checks
+    from poolcheck.settings import PROFILES
+
+    brief = replace(PROFILES["quick"], parallel_seconds=0.5, shrink_seconds=0.5)
+    results = {r.name: r for r in run_checks(
+        Target.of(NeverHandsOut), brief, 1,
+        ["controlled/linearizable", "controlled/no-leak", "controlled/errors"])}
+    assert results["controlled/errors"].status == "failed"  # RuntimeError: not the contract's
+    for name in ("controlled/linearizable", "controlled/no-leak"):
+        assert results[name].status == "failed", results[name].message
+        assert results[name].cause is Cause.NOT_EXERCISED

@@ -79,6 +79,29 @@ def test_a_race_across_an_await_is_said_only_of_a_race() -> None:
     assert explanation is not None and "one-caller-at-a-time" in explanation.concept
 
 
+def test_a_history_of_calls_one_at_a_time_is_no_race() -> None:
+    """A linearizability failure whose calls, up to the refused one, never overlapped needs
+    no concurrency: it is not explained as a race, even when no sequential check ran."""
+    from poolcheck.judge import linearize
+    from poolcheck.observe.history import Event, History, Pool
+
+    def verdict(get_at: float) -> CheckResult:  # two connections out at once, maxsize=1
+        history = History(Pool(1, True), (Event(0, "get", 0.0, 1.0, conn=1),
+                                          Event(1, "get", get_at, 3.0, conn=2)))
+        result = linearize.check(history)
+        assert result.verdict == linearize.NOT_LINEARIZABLE
+        failed = _result("controlled/linearizable")
+        failed.evidence = (history, result)
+        return failed
+
+    alone = verdict(2.0)  # the second get began after the first returned
+    explanation = explain(alone, [alone])
+    assert explanation is not None and "one-caller-at-a-time" in explanation.concept
+    overlapping = verdict(0.5)  # ... while the first ran: a race
+    explanation = explain(overlapping, [overlapping])
+    assert explanation is not None and "no sequential order" in explanation.concept
+
+
 def test_passed_checks_need_no_explanation() -> None:
     assert explain(_result("stress/bound", "passed"), []) is None
 

@@ -851,6 +851,20 @@ def _redis_blocks(cls: type, block: bool) -> None:
                             "equivalent")
 
 
+def _redis_command(cls: type) -> tuple[str, ...]:
+    """What ``get_connection`` needs: redis-py before 5.3 requires a command name (which
+    only a cluster uses), later releases deprecate it."""
+    method: Callable[..., Any] = cls.get_connection  # type: ignore[attr-defined]
+    try:
+        params = list(inspect.signature(method).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return ()
+    required = params and params[0].kind in (
+        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) and (
+        params[0].default is inspect.Parameter.empty)
+    return ("PING",) if required else ()
+
+
 class RedisAdapter:
     """The native interface over redis-py's BlockingConnectionPool."""
 
@@ -861,11 +875,12 @@ class RedisAdapter:
         self.pool = timed(max_connections=maxsize, timeout=timeout,
                           connection_class=_RedisConnection, poolcheck_factory=factory)
         self._out = _CheckedOut()
+        self._command = _redis_command(cls)
 
     def get_conn(self, timeout: float | None = None) -> Any:
         with self._timeout.during(self.pool, timeout):
             try:
-                redis_conn = self.pool.get_connection()
+                redis_conn = self.pool.get_connection(*self._command)
             except Exception as exc:
                 _redis_empty(exc)
                 raise
@@ -897,6 +912,9 @@ class _RedisAsyncConnection(_RedisConnectionBase):
     async def can_read(self, *args: object, **kwargs: object) -> bool:
         return False
 
+    async def can_read_destructive(self, *args: object, **kwargs: object) -> bool:
+        return False  # what redis.asyncio before 5.1 asks of a connection taken from the queue
+
     async def on_connect(self) -> None:
         pass
 
@@ -917,11 +935,12 @@ class RedisAsyncAdapter:
         self.pool = timed(max_connections=maxsize, timeout=timeout,
                           connection_class=_RedisAsyncConnection, poolcheck_factory=connect)
         self._out = _CheckedOut(who=_current_task)
+        self._command = _redis_command(cls)
 
     async def get_conn(self, timeout: float | None = None) -> Any:
         with self._timeout.during(self.pool, timeout):
             try:
-                redis_conn = await self.pool.get_connection()
+                redis_conn = await self.pool.get_connection(*self._command)
             except Exception as exc:
                 _redis_empty(exc)
                 raise
@@ -1383,10 +1402,14 @@ class DBUtilsAdapter:
             try:
                 pooled = self.pool.connection()
             except Exception as exc:
-                if _library_error(exc, "dbutils", "TooManyConnectionsError"):
+                # (named TooManyConnections before DBUtils 3.1)
+                if any(_library_error(exc, "dbutils", name) for name in (
+                        "TooManyConnectionsError", "TooManyConnections")):
                     raise EmptyPoolError(f"dbutils: {exc!r}") from exc
                 raise
-        raw = getattr(pooled, "dbapi_connection", pooled)  # the creator's, not SteadyDB's
+        raw = getattr(pooled, "dbapi_connection", None)  # the creator's, not SteadyDB's
+        if raw is None:  # before DBUtils 3.1: the SteadyDB connection's own
+            raw = getattr(getattr(pooled, "_con", None), "_con", pooled)
         conn = raw.conn if isinstance(raw, _DBUtilsConnection) else raw
         self._out.add(conn, pooled)
         return conn

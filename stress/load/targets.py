@@ -80,10 +80,17 @@ def load(spec: str | None, adapter: str = "auto") -> Target:
         detected = adapters.detect(cls)
         if detected is None:
             missing = adapters.missing_methods(adapters.ADAPTERS["native"], cls)
+            top = cls.__module__.split(".")[0]
+            fits = [a.name for a in adapters.ADAPTERS.values()
+                    if a.library == top and not adapters.missing_methods(a, cls)
+                    and a.asynchronous == inspect.iscoroutinefunction(
+                        getattr(cls, a.methods[0]))]
             raise LoadError(
                 f"{spec}: {cls.__name__} has no {' or '.join(missing)}; a pool needs "
                 "get_conn(timeout=None) and put_conn(conn) (see docs/CONTRACT.md), or "
-                "_get_conn and _put_conn in urllib3's style")
+                "_get_conn and _put_conn in urllib3's style" + (
+                    f"; {top}'s pools have adapters: --adapter {' or --adapter '.join(fits)}"
+                    " (docs/ADAPTERS.md)" if fits else ""))
         chosen = adapters.ADAPTERS[detected]
     _check_drivable(spec, cls, chosen)
     return Target(spec, cls, chosen.has_close(cls), chosen.name)

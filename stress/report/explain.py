@@ -10,13 +10,16 @@ to write.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from poolcheck.causes import Cause
+from poolcheck.judge import linearize
 from poolcheck.judge.user import UserInvariant
 from poolcheck.model import Invariant
+from poolcheck.observe.history import History
 from poolcheck.run.checks import CheckResult
 
 _OWN = str(Path(__file__).resolve().parents[1])  # poolcheck's own frames are not the learner's
@@ -57,7 +60,8 @@ def explain(result: CheckResult, results: list[CheckResult]) -> Explanation | No
                   if r.name == f"sequential/{result.invariant}"}
     any_alone = any(r.status == "failed" for r in results if r.name.startswith("sequential/"))
     race = strategy != "sequential" and "failed" not in same_alone and (
-        result.invariant != Invariant.LINEARIZABLE or not any_alone)
+        result.invariant != Invariant.LINEARIZABLE or not any_alone) and not (
+        result.evidence is not None and _one_at_a_time(*result.evidence))
     concept, about, hint = _concept(result, strategy, race)
     return Explanation(what, concept, about, hint, _where(message))
 
@@ -240,6 +244,16 @@ def _concept(result: CheckResult, strategy: str, race: bool) -> tuple[str, str, 
     return ("fix the one-caller-at-a-time behaviour first", "This pool already breaks the "
             "contract without concurrency; the concurrent checks only repeat it.",
             "Start with the failing sequential checks.")
+
+
+def _one_at_a_time(history: History, verdict: linearize.Result) -> bool:
+    """Did every call up to the one the model refuses run alone (no two overlap)? Then
+    the violation needs no concurrency, whichever check found it."""
+    if verdict.failed is None:
+        return False
+    until = history.events[verdict.failed].call
+    calls = sorted((e for e in history.events if e.call <= until), key=lambda e: e.call)
+    return all(a.ret is not None and a.ret < b.call for a, b in itertools.pairwise(calls))
 
 
 def _where(message: str) -> tuple[str, ...]:

@@ -221,6 +221,9 @@ def run_controlled_checks(target: Target, profile: Profile, seed: int, checks: l
         elif check.needs_close and not target.has_close:
             results.append(CheckResult(check.name, check.invariant, "failed", NO_CLOSE,
                                        reproduce, seconds, cause=Cause.NOT_IMPLEMENTED))
+        elif failure is None and not out.handed_out and check.invariant != Invariant.ERRORS:
+            results.append(CheckResult(check.name, check.invariant, "failed", NOT_EXERCISED,
+                                       reproduce, seconds, cause=Cause.NOT_EXERCISED))
         elif failure is not None:
             evidence = ((failure.history, failure.result) if check.invariant ==
                         Invariant.LINEARIZABLE and failure.history is not None

@@ -252,6 +252,7 @@ class ControlledRun:
     underlying: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)  # every invariant it broke
     cause: Cause | None = None  # what the run shows beyond its kind (a lost wake-up, ...)
+    handed_out: int = 0  # the program's gets that returned a connection (not the probe's)
 
     @property
     def failed(self) -> bool:
@@ -350,6 +351,8 @@ def give_verdict(run: ControlledRun, outcome: tuple[str, str] | None,
     else a crash, else what the judges find in the facts (``judge_order``)."""
     log = facts.log
     maxsize, block = facts.spec.maxsize, facts.spec.block
+    run.handed_out = sum(c.op == "get" and c.outcome == "ok" and c.thread != PROBE
+                         for c in log.calls)
     if outcome is not None:
         run.kind, run.message = outcome
         if run.kind == "deadlock":
@@ -867,7 +870,8 @@ def format_failure(run: ControlledRun, invariant: Invariant | None = None) -> st
     invariant = invariant or invariant_of(run)
     finding = next((f for f in run.findings if f.invariant == invariant), None)
     kind = run.kind if invariant == invariant_of(run) or finding is None else str(invariant)
-    parts = [f"controlled run failed ({invariant}): {kind}",
+    parts = [f"controlled run failed: {invariant}" + ("" if kind == str(invariant) else
+                                                      f" ({kind})"),
              f"maxsize={run.maxsize}, block={run.block}, program:\n{run.program.describe()}"]
     if invariant != Invariant.LINEARIZABLE:
         parts.append(finding.message if finding is not None else run.message)
@@ -951,6 +955,7 @@ class CheckOutcome:
     runs: int
     seconds: float
     stuck: ControlledRun | None = None  # a run the scheduler could not drive: no verdict
+    handed_out: int = 0  # connections the programs got, in all: none, and nothing was tested
 
     @property
     def failure(self) -> ControlledRun | None:
@@ -996,6 +1001,14 @@ def check_target(target: Target, seed: int = 0, seconds: float = 10.0,
     caused: dict[Program, set[str]] = {}
     clock = SearchClock()
     now = clock.now
+    also = on_run
+
+    def seen(run: ControlledRun) -> None:
+        out.handed_out += run.handed_out
+        if also is not None:
+            also(run)
+
+    on_run = seen
 
     def counts_for(run: ControlledRun) -> set[Invariant]:
         """What a run counts for: an interrupted run's failure counts for interrupt-safe

@@ -25,12 +25,17 @@ from poolcheck.judge.steps import StepJudge, Verdict
 from poolcheck.model import Invariant
 from poolcheck.observe.facts import RoundResult, Step
 from poolcheck.observe.history import History
-from poolcheck.run.checks import PARALLEL, CheckResult, all_checks
+from poolcheck.run.checks import NOT_EXERCISED, PARALLEL, CheckResult, all_checks
 from poolcheck.run.rounds import THREADS, round_report, round_seed
 from poolcheck.settings import LINEARIZE_BUDGET
 
 CLAIM = "the pool's process reported this check as passed, but "
 JUDGED = {"parallel": PARALLEL.name}  # the kinds of history judged here (controlled: facts)
+
+
+def _handed_out(facts: RoundResult) -> int:
+    """The gets of the program's threads that returned a connection (not the probe's)."""
+    return sum(c.op == "get" and c.outcome == "ok" and c.thread >= 0 for c in facts.log.calls)
 
 
 class StressVerifier:
@@ -43,6 +48,7 @@ class StressVerifier:
         self.seed, self.command_spec = seed, command_spec
         self.rounds = 0
         self.calls = 0
+        self.handed_out = 0
         self.findings: dict[Invariant, tuple[Finding, RoundResult]] = {}
         self.problem: str | None = None  # the facts are not those of the rounds asked for
 
@@ -53,6 +59,7 @@ class StressVerifier:
                             f"poolcheck draws {expected}")
         self.rounds += 1
         self.calls += len(result.log.calls)
+        self.handed_out += _handed_out(result)
         if self.problem is not None:
             return  # every pass claimed fails as inconsistent: judging more decides nothing
         for finding in judge(result):
@@ -71,6 +78,9 @@ class StressVerifier:
         if not self.rounds:
             return replace(result, status="failed", cause=Cause.INCONSISTENT,
                            message=claim + "it sent the facts of no round")
+        if not self.handed_out and result.invariant != Invariant.ERRORS:
+            return replace(result, status="failed", cause=Cause.NOT_EXERCISED,
+                           message=NOT_EXERCISED)
         found = next((f for inv, f in self.findings.items() if inv == result.invariant), None)
         if found is not None:
             finding, round_result = found
@@ -126,10 +136,12 @@ class ControlledVerifier:
     def __init__(self, names: Iterable[str]) -> None:
         self.asked = {n for n in names if n.startswith("controlled/")}
         self.runs = 0
+        self.handed_out = 0
         self.violations: dict[str, Finding] = {}
 
     def see(self, facts: RoundResult) -> None:
         self.runs += 1
+        self.handed_out += _handed_out(facts)
         for finding in judge_order(facts):
             if finding.invariant == Invariant.INTERRUPT_SAFE:
                 continue  # whether the interrupt caused it takes re-running the pool
@@ -143,6 +155,9 @@ class ControlledVerifier:
         if not self.runs:
             return replace(result, status="failed", cause=Cause.INCONSISTENT,
                            message=CLAIM + "it sent the facts of no run")
+        if not self.handed_out and result.invariant != Invariant.ERRORS:
+            return replace(result, status="failed", cause=Cause.NOT_EXERCISED,
+                           message=NOT_EXERCISED)
         found = self.violations.get(result.name)
         if found is not None:
             return replace(result, status="failed", cause=Cause.INCONSISTENT,

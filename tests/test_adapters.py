@@ -342,12 +342,16 @@ def test_httpcore_pool_timeout_is_empty_pool_error() -> None:
     pool.put_conn(conn)
 
 
+@pytest.mark.parametrize("adapter", ["httpcore", "httpcore-async"])
 @pytest.mark.parametrize("failure", [ConnectFailed, Interrupted])
 def test_httpcore_factory_failure_surfaces_and_frees_the_slot(
-        failure: type[BaseException]) -> None:
+        failure: type[BaseException], adapter: str) -> None:
+    """Sync, and asyncio through the blocking facade."""
     pytest.importorskip("httpcore")
+    if adapter == "httpcore-async":
+        pytest.importorskip("anyio")
     factory = RecordingFactory()
-    pool = load(None, "httpcore").make(1, True, 0.05, factory)
+    pool = load(None, adapter).make(1, True, 0.05, factory)
     factory.fail_next, factory.fail_with = 1, failure
     with pytest.raises(failure) as raised:
         pool.get_conn()
@@ -422,7 +426,7 @@ def test_real_httpcore_async_pool_through_the_facade() -> None:
         target.make(1, False, None, RecordingFactory())
 
 
-def test_httpcore_async_round_trip_timeout_and_failure() -> None:
+def test_httpcore_async_round_trip_and_timeout() -> None:
     pytest.importorskip("httpcore")
     pytest.importorskip("anyio")
     target = load(None, "httpcore-async")
@@ -440,15 +444,6 @@ def test_httpcore_async_round_trip_timeout_and_failure() -> None:
     pool.put_conn(conn)
     pool.close()
     assert conn.closed
-    factory = RecordingFactory()
-    pool = target.make(1, True, 0.05, factory)
-    factory.fail_next, factory.fail_with = 1, Interrupted
-    with pytest.raises(Interrupted) as raised:
-        pool.get_conn()
-    assert factory.injected(raised.value)  # the very object, raised where httpcore connects
-    again = pool.get_conn(timeout=0)  # the only slot is free again
-    assert factory.created == [again]
-    pool.put_conn(again)
 
 
 def test_httpcore_async_sequential_checks_run_through_the_facade() -> None:

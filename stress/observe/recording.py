@@ -52,6 +52,12 @@ class Log:
     calls: list[CallRecord] = field(default_factory=list)
     last_event: float = 0.0
 
+    @property
+    def handed_out(self) -> int:
+        """The program's gets that returned a connection (not the checker's probes, whose
+        threads are negative): none, and a check tested nothing."""
+        return sum(c.op == "get" and c.outcome == "ok" and c.thread >= 0 for c in self.calls)
+
 
 class Recorder:
     """Stamps facts under one lock."""

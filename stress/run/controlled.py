@@ -351,8 +351,7 @@ def give_verdict(run: ControlledRun, outcome: tuple[str, str] | None,
     else a crash, else what the judges find in the facts (``judge_order``)."""
     log = facts.log
     maxsize, block = facts.spec.maxsize, facts.spec.block
-    run.handed_out = sum(c.op == "get" and c.outcome == "ok" and c.thread != PROBE
-                         for c in log.calls)
+    run.handed_out = log.handed_out
     if outcome is not None:
         run.kind, run.message = outcome
         if run.kind == "deadlock":

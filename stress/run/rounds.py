@@ -79,8 +79,7 @@ def stress_run(target: Target, seed: int, wanted: set[Invariant], seconds: float
             result = run_round(target, spec, watchdog)
             run.rounds += 1
             run.calls += len(result.log.calls)
-            run.handed_out += sum(c.op == "get" and c.outcome == "ok" and c.thread >= 0
-                                  for c in result.log.calls)
+            run.handed_out += result.log.handed_out
             # a stall costs a stall period, and a second one of what is wanted only repeats
             # the news; one that is not wanted (a focused run) says nothing: go on
             stalls += result.stall is not None and result.stall.invariant in wanted

@@ -33,11 +33,6 @@ CLAIM = "the pool's process reported this check as passed, but "
 JUDGED = {"parallel": PARALLEL.name}  # the kinds of history judged here (controlled: facts)
 
 
-def _handed_out(facts: RoundResult) -> int:
-    """The gets of the program's threads that returned a connection (not the probe's)."""
-    return sum(c.op == "get" and c.outcome == "ok" and c.thread >= 0 for c in facts.log.calls)
-
-
 class StressVerifier:
     """Judges each round as it comes; ``verify`` then decides each stress result."""
 
@@ -59,7 +54,7 @@ class StressVerifier:
                             f"poolcheck draws {expected}")
         self.rounds += 1
         self.calls += len(result.log.calls)
-        self.handed_out += _handed_out(result)
+        self.handed_out += result.log.handed_out
         if self.problem is not None:
             return  # every pass claimed fails as inconsistent: judging more decides nothing
         for finding in judge(result):
@@ -141,7 +136,7 @@ class ControlledVerifier:
 
     def see(self, facts: RoundResult) -> None:
         self.runs += 1
-        self.handed_out += _handed_out(facts)
+        self.handed_out += facts.log.handed_out
         for finding in judge_order(facts):
             if finding.invariant == Invariant.INTERRUPT_SAFE:
                 continue  # whether the interrupt caused it takes re-running the pool
